@@ -1,0 +1,371 @@
+//! [`Model`]: a LightGBM text model checked at load, its feature names and categories,
+//! and batch prediction (tree sums, averaging, objective transform).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::error::ModelError;
+use super::matrix::FeatureMatrix;
+use super::objective::{Objective, Transform};
+use super::text::{parse_list, parse_one, sections, shorten, Block, Entry};
+use super::tree::Forest;
+
+/// Rows scored together through each tree, so a tree's nodes stay in cache across them.
+const ROW_BLOCK: usize = 64;
+
+/// A loaded, validated LightGBM model. Scoring cannot fail or read out of bounds: every
+/// index in it was checked by [`Model::parse`].
+#[derive(Debug)]
+pub struct Model {
+    feature_names: Vec<String>,
+    /// Per feature: the pandas category labels, by code, when the model carries them.
+    categories: Vec<Option<Categories>>,
+    objective: Objective,
+    num_outputs: usize,
+    num_iterations: usize,
+    average_output: bool,
+    forest: Forest,
+}
+
+/// The labels of one pandas category column; a label's code is its position.
+#[derive(Debug)]
+struct Categories {
+    labels: Vec<String>,
+    codes: HashMap<String, u32>,
+}
+
+impl Model {
+    /// Reads and parses a model file.
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| ModelError::new(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            ModelError::new("the model file is not UTF-8 text").at_line(line)
+        })?;
+        Self::parse(text)
+    }
+
+    /// Parses LightGBM's text model format, refusing anything malformed, truncated or
+    /// inconsistent with the line (and tree and key) at fault.
+    pub fn parse(text: &str) -> Result<Self, ModelError> {
+        let sections = sections(text)?;
+        let header = &sections.header;
+        let required = |key: &str| {
+            header.get(key).ok_or_else(|| {
+                ModelError::new("missing required header key")
+                    .with_key(key)
+                    .at_line(sections.header_end_line)
+            })
+        };
+
+        if let Some(version) = header.get("version") {
+            if !matches!(version.value, "v2" | "v3" | "v4") {
+                return Err(ModelError::new(format!(
+                    "unsupported model version `{}`",
+                    shorten(version.value)
+                ))
+                .with_key("version")
+                .at_line(version.line));
+            }
+        }
+        let num_class: usize = parse_one(required("num_class")?, "num_class")?;
+        let num_outputs: usize = match header.get("num_tree_per_iteration") {
+            Some(entry) => parse_one(entry, "num_tree_per_iteration")?,
+            None => num_class,
+        };
+        if num_outputs == 0 || num_outputs != num_class {
+            let entry = required("num_class")?;
+            return Err(ModelError::new(format!(
+                "num_class={num_class} with num_tree_per_iteration={num_outputs} is not a model LightGBM writes"
+            ))
+            .with_key("num_class")
+            .at_line(entry.line));
+        }
+        let _label_index: i64 = parse_one(required("label_index")?, "label_index")?;
+        let max_feature_idx: usize = parse_one(required("max_feature_idx")?, "max_feature_idx")?;
+        let num_features = max_feature_idx
+            .checked_add(1)
+            .ok_or_else(|| ModelError::new("out of range").with_key("max_feature_idx"))?;
+
+        let names_entry = required("feature_names")?;
+        let feature_names: Vec<String> = names_entry.value.split(' ').map(str::to_owned).collect();
+        if feature_names.len() != num_features {
+            return Err(ModelError::new(format!(
+                "{} names for max_feature_idx={max_feature_idx}",
+                feature_names.len()
+            ))
+            .with_key("feature_names")
+            .at_line(names_entry.line));
+        }
+        let infos_entry = required("feature_infos")?;
+        let feature_infos: Vec<&str> = infos_entry.value.split(' ').collect();
+        if feature_infos.len() != num_features {
+            return Err(ModelError::new(format!(
+                "{} entries for max_feature_idx={max_feature_idx}",
+                feature_infos.len()
+            ))
+            .with_key("feature_infos")
+            .at_line(infos_entry.line));
+        }
+
+        let objective = match header.get("objective") {
+            Some(entry) => Objective::parse(entry.value)
+                .map_err(|e| e.with_key("objective").at_line(entry.line))?,
+            None => Objective::none(),
+        };
+        if objective.num_class.is_some_and(|n| n != num_outputs) {
+            let entry = required("objective")?;
+            return Err(
+                ModelError::new(format!("num_class disagrees with num_class={num_class}"))
+                    .with_key("objective")
+                    .at_line(entry.line),
+            );
+        }
+        if objective.transform == Transform::Softmax && num_outputs < 2 {
+            return Err(ModelError::new("softmax over a single output").with_key("objective"));
+        }
+
+        let mut forest = Forest::default();
+        for (index, block) in sections.trees.iter().enumerate() {
+            forest.push(block, index, num_features)?;
+        }
+        check_tree_sizes(header, &sections)?;
+        if forest.len() % num_outputs != 0 {
+            return Err(ModelError::new(format!(
+                "{} trees do not divide into iterations of {num_outputs}",
+                forest.len()
+            ))
+            .at_line(sections.header_end_line));
+        }
+
+        let categories = pandas_categories(
+            &sections.pandas_categorical,
+            &sections.parameters,
+            &feature_infos,
+        )?;
+
+        Ok(Self {
+            feature_names,
+            categories,
+            objective,
+            num_outputs,
+            num_iterations: forest.len() / num_outputs,
+            average_output: header.get("average_output").is_some(),
+            forest,
+        })
+    }
+
+    /// The model's feature names, in column order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.feature_names
+    }
+
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Scores per row: 1, or the number of classes of a multiclass model.
+    pub fn num_outputs(&self) -> usize {
+        self.num_outputs
+    }
+
+    /// The objective's name as the model file gives it (`regression`, `binary`, …).
+    pub fn objective(&self) -> &str {
+        &self.objective.name
+    }
+
+    pub fn num_trees(&self) -> usize {
+        self.forest.len()
+    }
+
+    pub fn num_leaves(&self) -> usize {
+        self.forest.num_leaves()
+    }
+
+    pub fn has_linear_leaves(&self) -> bool {
+        self.forest.has_linear_leaves()
+    }
+
+    /// The pandas category labels of `feature`, when the model was trained on a pandas
+    /// category column.
+    pub fn categories(&self, feature: usize) -> Option<&[String]> {
+        self.categories[feature]
+            .as_ref()
+            .map(|c| c.labels.as_slice())
+    }
+
+    /// The value LightGBM's Python package feeds the trees for category `label` of
+    /// `feature`: its code, or NaN for a label not seen in training. `None` when the
+    /// feature has no category labels.
+    pub fn category_value(&self, feature: usize, label: &str) -> Option<f64> {
+        let categories = self.categories[feature].as_ref()?;
+        Some(
+            categories
+                .codes
+                .get(label)
+                .map_or(f64::NAN, |&code| f64::from(code)),
+        )
+    }
+
+    /// Scores every row of `rows` into `out` (`num_outputs` values per row, row after row),
+    /// as `Booster.predict` does.
+    ///
+    /// # Panics
+    /// When `rows` does not have this model's column count or `out` has the wrong length.
+    pub fn predict(&self, rows: &FeatureMatrix, out: &mut [f64]) {
+        self.predict_raw(rows, out);
+        let k = self.num_outputs;
+        let divisor = if self.average_output {
+            self.num_iterations as f64
+        } else {
+            1.0
+        };
+        for scores in out.chunks_exact_mut(k) {
+            if self.average_output {
+                scores.iter_mut().for_each(|s| *s /= divisor);
+            }
+            self.objective.transform.apply(scores);
+        }
+    }
+
+    /// The raw sums of tree outputs (no averaging, no transform), `num_outputs` per row.
+    pub fn predict_raw(&self, rows: &FeatureMatrix, out: &mut [f64]) {
+        assert_eq!(
+            rows.num_features(),
+            self.num_features(),
+            "feature matrix has the wrong column count"
+        );
+        let k = self.num_outputs;
+        assert_eq!(
+            out.len(),
+            rows.num_rows() * k,
+            "output buffer has the wrong length"
+        );
+        out.fill(0.0);
+        for block_start in (0..rows.num_rows()).step_by(ROW_BLOCK) {
+            let block_end = (block_start + ROW_BLOCK).min(rows.num_rows());
+            for tree in 0..self.forest.len() {
+                let class = tree % k;
+                for row in block_start..block_end {
+                    out[row * k + class] += self.forest.predict_tree(tree, rows.row(row));
+                }
+            }
+        }
+    }
+}
+
+/// When `tree_sizes` is given, each size must be the byte length of its tree's text,
+/// as LightGBM (which seeks by these sizes) requires.
+fn check_tree_sizes(
+    header: &Block<'_>,
+    sections: &super::text::Sections<'_>,
+) -> Result<(), ModelError> {
+    let Some(entry) = header.get("tree_sizes") else {
+        return Ok(());
+    };
+    let sizes: Vec<usize> =
+        parse_list(entry, "tree_sizes", Some(sections.trees.len())).map_err(|e| ModelError {
+            message: format!(
+                "{} (the file holds {} trees)",
+                e.message,
+                sections.trees.len()
+            ),
+            ..e
+        })?;
+    let mut ends: Vec<usize> = sections.trees.iter().skip(1).map(|t| t.offset).collect();
+    ends.push(sections.trees_end_offset);
+    for (i, (tree, end)) in sections.trees.iter().zip(ends).enumerate() {
+        if tree.offset + sizes[i] != end {
+            return Err(ModelError::new(format!(
+                "tree_sizes gives tree {i} {} bytes, but it spans {} in the file",
+                sizes[i],
+                end - tree.offset
+            ))
+            .with_key("tree_sizes")
+            .at_line(entry.line));
+        }
+    }
+    Ok(())
+}
+
+/// Matches the `pandas_categorical` lists to the model's categorical features.
+///
+/// LightGBM's Python package stores one label list per pandas `category` column, in column
+/// order, and those columns are the model's categorical features: the
+/// `[categorical_feature: …]` parameter when present, else the features whose
+/// `feature_infos` list category values.
+fn pandas_categories(
+    entry: &Option<Entry<'_>>,
+    parameters: &[Entry<'_>],
+    feature_infos: &[&str],
+) -> Result<Vec<Option<Categories>>, ModelError> {
+    let mut categories: Vec<Option<Categories>> = feature_infos.iter().map(|_| None).collect();
+    let Some(entry) = entry else {
+        return Ok(categories);
+    };
+    let fail = |message: String| {
+        Err(ModelError::new(message)
+            .with_key("pandas_categorical")
+            .at_line(entry.line))
+    };
+    let lists: Option<Vec<Vec<serde_json::Value>>> = match serde_json::from_str(entry.value) {
+        Ok(lists) => lists,
+        Err(e) => return fail(format!("not valid JSON: {e}")),
+    };
+    let Some(lists) = lists else {
+        return Ok(categories);
+    };
+
+    let from_parameters = parameters.iter().find_map(|p| {
+        p.value
+            .strip_prefix("[categorical_feature: ")
+            .and_then(|rest| rest.strip_suffix(']'))
+    });
+    let features: Vec<usize> = match from_parameters {
+        Some(list) if !list.trim().is_empty() => {
+            match list.split(',').map(|i| i.trim().parse::<usize>()).collect() {
+                Ok(features) => features,
+                Err(_) => {
+                    return fail(format!(
+                        "cannot read the categorical features `{}`",
+                        shorten(list)
+                    ))
+                }
+            }
+        }
+        _ => feature_infos
+            .iter()
+            .enumerate()
+            .filter(|(_, info)| !info.starts_with('[') && *info != &"none")
+            .map(|(i, _)| i)
+            .collect(),
+    };
+    if features.len() != lists.len() || features.iter().any(|&f| f >= feature_infos.len()) {
+        return fail(format!(
+            "{} category lists for {} categorical features",
+            lists.len(),
+            features.len()
+        ));
+    }
+    for (feature, labels) in features.into_iter().zip(lists) {
+        let labels: Vec<String> = labels
+            .into_iter()
+            .map(|label| match label {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
+        let codes = labels
+            .iter()
+            .enumerate()
+            .map(|(code, label)| (label.clone(), code as u32))
+            .collect();
+        categories[feature] = Some(Categories { labels, codes });
+    }
+    Ok(categories)
+}

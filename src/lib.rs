@@ -1,0 +1,10 @@
+//! giftrank: an online recall-rerank ranking service for live-stream gift allocation.
+//!
+//! Module map:
+//! - [`engine`] — LightGBM text models, loaded and checked once, scored exactly and fast.
+//! - [`csv_input`] — CSV files (`.csv`, `.csv.gz`) of feature rows, read into model columns.
+//! - [`commands`] — the `score` and `bench` command-line tools.
+
+pub mod commands;
+pub mod csv_input;
+pub mod engine;
