@@ -27,6 +27,27 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// The seed experiment's tables (and optionally JSON and charts) on labelled data.
+    Eval {
+        /// Version directory (holding bundle.toml) whose models to evaluate.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Labelled CSV (or .csv.gz).
+        #[arg(long)]
+        data: PathBuf,
+        /// The label column (e.g. the gift amount).
+        #[arg(long)]
+        label: String,
+        /// Recall sizes to evaluate, comma-separated.
+        #[arg(long, default_value = "50,100,200,500,1000")]
+        m: String,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also write PNG charts into this directory.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
     /// Time single-threaded batch scoring of the CSV's rows; last line `ns_per_row=<n>`.
     Bench {
         #[arg(long)]
@@ -42,6 +63,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Score { model, data } => {
             giftrank::commands::score::run(&model, &data, &mut stdout)
+        }
+        Command::Eval {
+            bundle,
+            data,
+            label,
+            m,
+            json,
+            plots,
+        } => {
+            let args = giftrank::commands::eval::EvalArgs {
+                bundle,
+                data,
+                label,
+                m,
+                json,
+                plots,
+            };
+            giftrank::commands::eval::run(&args, &mut stdout)
         }
         Command::Bench { model, data } => {
             giftrank::commands::bench::run(&model, &data, &mut stdout)

@@ -1,7 +1,8 @@
-//! The offline command-line tools behind `giftrank score` and `giftrank bench`; argument
+//! The offline command-line tools behind `giftrank score`, `bench` and `eval`; argument
 //! parsing itself is in `main.rs`.
 
 pub mod bench;
+pub mod eval;
 pub mod score;
 
 use std::path::Path;
