@@ -92,11 +92,18 @@ impl Bundle {
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| BundleError::Config(format!("{} is not a numbered version directory", dir.display())))?;
+            .ok_or_else(|| {
+                BundleError::Config(format!(
+                    "{} is not a numbered version directory",
+                    dir.display()
+                ))
+            })?;
         let bundle_path = dir.join(BUNDLE_FILE);
         let text = match std::fs::read_to_string(&bundle_path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BundleError::Incomplete),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BundleError::Incomplete)
+            }
             Err(e) => {
                 return Err(BundleError::Io {
                     path: bundle_path,
@@ -104,7 +111,8 @@ impl Bundle {
                 })
             }
         };
-        let spec: BundleFile = toml::from_str(&text).map_err(|e| BundleError::Config(e.to_string()))?;
+        let spec: BundleFile =
+            toml::from_str(&text).map_err(|e| BundleError::Config(e.to_string()))?;
         if spec.format_version != 1 {
             return Err(BundleError::Config(format!(
                 "format_version = {} is not supported (only 1)",
@@ -159,12 +167,22 @@ impl Bundle {
 
     /// Scores every canary row with both models and compares with the expected scores.
     fn check_canary(&self, path: &Path, tolerance: f64) -> Result<usize, BundleError> {
-        let loaded = csv_input::read(path, &[&self.direct, &self.stage2], &["expected_direct", "expected_stage2"])
-            .map_err(|e| BundleError::Canary(e.to_string()))?;
+        let loaded = csv_input::read(
+            path,
+            &[&self.direct, &self.stage2],
+            &["expected_direct", "expected_stage2"],
+        )
+        .map_err(|e| BundleError::Canary(e.to_string()))?;
         if loaded.num_rows == 0 {
-            return Err(BundleError::Canary(format!("{} has no rows", path.display())));
+            return Err(BundleError::Canary(format!(
+                "{} has no rows",
+                path.display()
+            )));
         }
-        for (m, (model, name)) in [(&self.direct, "direct"), (&self.stage2, "stage2")].into_iter().enumerate() {
+        for (m, (model, name)) in [(&self.direct, "direct"), (&self.stage2, "stage2")]
+            .into_iter()
+            .enumerate()
+        {
             let mut scores = vec![0.0; loaded.num_rows];
             model.predict(&loaded.matrices[m], &mut scores);
             for (row, (&got, &want)) in scores.iter().zip(&loaded.columns[m]).enumerate() {
@@ -196,7 +214,10 @@ fn within(got: f64, want: f64, tolerance: f64) -> bool {
 /// A file named in `bundle.toml`: a plain relative path inside the version directory.
 fn resolve(dir: &Path, file: &str, key: &str) -> Result<PathBuf, BundleError> {
     let relative = Path::new(file);
-    let plain = !file.is_empty() && relative.components().all(|c| matches!(c, Component::Normal(_)));
+    let plain = !file.is_empty()
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
     if !plain {
         return Err(BundleError::Config(format!(
             "{key} = \"{file}\" must be a file inside the version directory"

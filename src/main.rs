@@ -1,9 +1,13 @@
 //! The `giftrank` binary: parses the command line and hands each subcommand to the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use giftrank::config::{Config, LogFormat, Overrides};
+use giftrank::service::{shutdown_signal, Server};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,6 +22,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve POST /rank (and the admin listener) on the model repository.
+    Serve {
+        /// TOML configuration file (keys: see README); GIFTRANK_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Public listener address, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Admin listener address, e.g. 127.0.0.1:8081.
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// The model repository (numbered version directories).
+        #[arg(long)]
+        model_repo: Option<PathBuf>,
+    },
+    /// Validate one version directory exactly as the service would before serving it.
+    Check {
+        /// The version directory (holding bundle.toml).
+        dir: PathBuf,
+    },
     /// Print one score per CSV row (comma-separated class scores for multi-output models).
     Score {
         /// LightGBM text model (Booster.save_model).
@@ -57,10 +81,47 @@ enum Command {
     },
 }
 
+/// Loads the configuration, starts logging, and serves until SIGTERM or SIGINT.
+fn serve(file: Option<PathBuf>, flags: &Overrides) -> anyhow::Result<()> {
+    let (config, warnings) = Config::load(file.as_deref(), std::env::vars(), flags)?;
+    let filter = EnvFilter::try_new(&config.log_level)?;
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal();
+        let server = Server::bind(config).await?;
+        server.run(shutdown).await
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut stdout = std::io::stdout().lock();
+    // Not locked for `serve`: its log lines go to stdout from many threads.
+    let mut stdout = std::io::stdout();
     let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+            model_repo,
+        } => {
+            let flags = Overrides {
+                listen,
+                admin_listen,
+                model_repo,
+            };
+            serve(config, &flags)
+        }
+        Command::Check { dir } => giftrank::commands::check::run(&dir, &mut stdout),
         Command::Score { model, data } => {
             giftrank::commands::score::run(&model, &data, &mut stdout)
         }

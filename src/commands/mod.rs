@@ -2,6 +2,7 @@
 //! parsing itself is in `main.rs`.
 
 pub mod bench;
+pub mod check;
 pub mod eval;
 pub mod score;
 

@@ -47,7 +47,10 @@ impl FeatureMatrix {
     }
 
     pub fn num_rows(&self) -> usize {
-        self.values.len().checked_div(self.num_features).unwrap_or(0)
+        self.values
+            .len()
+            .checked_div(self.num_features)
+            .unwrap_or(0)
     }
 
     pub fn num_features(&self) -> usize {
@@ -57,6 +60,15 @@ impl FeatureMatrix {
     #[inline]
     pub fn set(&mut self, row: usize, feature: usize, value: f64) {
         self.values[row * self.num_features + feature] = normalize(value);
+    }
+
+    /// Overwrites row `row` with `values` (one per feature).
+    #[inline]
+    pub fn set_row(&mut self, row: usize, values: &[f64]) {
+        let n = self.num_features;
+        for (slot, &x) in self.values[row * n..(row + 1) * n].iter_mut().zip(values) {
+            *slot = normalize(x);
+        }
     }
 
     #[inline]

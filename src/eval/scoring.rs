@@ -1,0 +1,44 @@
+//! Batch scoring of every row of a feature matrix on all cores, for the offline `eval`:
+//! contiguous row ranges on scoped threads, each scored chunk by chunk so the only extra
+//! memory is one small chunk per thread. What the scores mean is the engine's business.
+
+use std::num::NonZeroUsize;
+
+use crate::engine::{FeatureMatrix, Model};
+
+/// Rows copied out and scored together by one thread.
+const CHUNK_ROWS: usize = 8192;
+
+/// `Model::predict` of every row of `rows` (`num_outputs` scores per row, row after row),
+/// on up to `threads` threads; `None` uses every core the process may use. The scores are
+/// bit-for-bit those of one `predict` call on the whole matrix.
+pub fn score_rows(model: &Model, rows: &FeatureMatrix, threads: Option<usize>) -> Vec<f64> {
+    let n = rows.num_rows();
+    let mut scores = vec![0.0; n * model.num_outputs()];
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get))
+        .clamp(1, n.div_ceil(CHUNK_ROWS).max(1));
+    let width = model.num_outputs();
+    if threads == 1 || width == 0 {
+        model.predict(rows, &mut scores);
+        return scores;
+    }
+    let per_thread = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (part, out) in scores.chunks_mut(per_thread * width).enumerate() {
+            let start = part * per_thread;
+            scope.spawn(move || score_range(model, rows, start, out));
+        }
+    });
+    scores
+}
+
+/// Scores rows `start..start + out.len() / width` into `out`, a chunk at a time.
+fn score_range(model: &Model, rows: &FeatureMatrix, start: usize, out: &mut [f64]) {
+    let width = model.num_outputs();
+    for (i, chunk_out) in out.chunks_mut(CHUNK_ROWS * width).enumerate() {
+        let from = start + i * CHUNK_ROWS;
+        let chunk = rows.rows(from..from + chunk_out.len() / width);
+        model.predict(&chunk, chunk_out);
+    }
+}

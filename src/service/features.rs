@@ -1,0 +1,256 @@
+//! From a decoded request to the feature matrices of the two models: names are resolved
+//! to model columns once per request (dense form) or through a cache keyed on the previous
+//! candidate's key order (sparse form), so the per-value work is a string comparison, not
+//! a hash lookup. Candidate values win over `context`; `null` and absent are missing.
+
+use std::collections::HashMap;
+
+use super::error::ApiError;
+use super::request::{Candidate, FeatureValue, RankRequest};
+use crate::bundle::Bundle;
+use crate::engine::{FeatureMatrix, Model};
+
+/// Where one feature name sits in each model, resolved once per bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    direct: Option<u32>,
+    stage2: Option<u32>,
+    /// Category labels are accepted: some model has pandas categories for this feature,
+    /// and every model that uses it does.
+    accepts_labels: bool,
+}
+
+/// Which of the bundle's two models a matrix is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Direct,
+    Stage2,
+}
+
+impl Slot {
+    fn column(self, side: Side) -> Option<usize> {
+        match side {
+            Side::Direct => self.direct,
+            Side::Stage2 => self.stage2,
+        }
+        .map(|c| c as usize)
+    }
+}
+
+/// Feature name → columns in both models, built once when a bundle starts serving.
+#[derive(Debug, Default)]
+pub struct FeatureIndex {
+    slots: HashMap<String, Slot>,
+}
+
+impl FeatureIndex {
+    pub fn new(bundle: &Bundle) -> Self {
+        let mut slots: HashMap<String, Slot> = HashMap::new();
+        for (side, model) in [
+            (Side::Direct, &bundle.direct),
+            (Side::Stage2, &bundle.stage2),
+        ] {
+            for (column, name) in model.feature_names().iter().enumerate() {
+                let slot = slots.entry(name.clone()).or_insert(Slot {
+                    direct: None,
+                    stage2: None,
+                    accepts_labels: true,
+                });
+                match side {
+                    Side::Direct => slot.direct = Some(column as u32),
+                    Side::Stage2 => slot.stage2 = Some(column as u32),
+                }
+                slot.accepts_labels &= model.categories(column).is_some();
+            }
+        }
+        Self { slots }
+    }
+
+    fn get(&self, name: &str) -> Option<Slot> {
+        self.slots.get(name).copied()
+    }
+}
+
+/// A request checked against the serving bundle, ready to fill matrices for either model.
+#[derive(Debug)]
+pub struct Batch<'r> {
+    request: &'r RankRequest<'r>,
+    index: &'r FeatureIndex,
+    /// Dense form: the slot of each `feature_names` entry.
+    dense: Option<Vec<Option<Slot>>>,
+    /// `context` values, resolved.
+    context: Vec<(Slot, &'r FeatureValue<'r>)>,
+}
+
+impl<'r> Batch<'r> {
+    /// Checks the request's shape (one form, lengths, ids, labels) and resolves its names.
+    pub fn new(request: &'r RankRequest<'r>, index: &'r FeatureIndex) -> Result<Self, ApiError> {
+        let dense = request
+            .feature_names
+            .as_ref()
+            .map(|names| names.iter().map(|n| index.get(n)).collect::<Vec<_>>());
+        if let (Some(names), Some(slots)) = (&request.feature_names, &dense) {
+            for (j, (name, slot)) in names.iter().zip(slots).enumerate() {
+                if slot.is_none() && names[..j].contains(name) {
+                    return Err(ApiError::Invalid(format!(
+                        "feature_names[{j}]: `{name}` appears twice"
+                    )));
+                }
+            }
+        }
+        let mut context = Vec::new();
+        if let Some(features) = &request.context {
+            for (name, value) in &features.0 {
+                match index.get(name) {
+                    Some(slot) => {
+                        check_label(Some(slot), value, || format!("context.{name}"))?;
+                        context.push((slot, value));
+                    }
+                    None => check_label(None, value, || format!("context.{name}"))?,
+                }
+            }
+        }
+        let batch = Self {
+            request,
+            index,
+            dense,
+            context,
+        };
+        batch.check_candidates()?;
+        Ok(batch)
+    }
+
+    fn check_candidates(&self) -> Result<(), ApiError> {
+        let mut ids = std::collections::HashSet::with_capacity(self.request.candidates.len());
+        let mut cache = KeyCache::default();
+        for (i, candidate) in self.request.candidates.iter().enumerate() {
+            if !ids.insert(candidate.id.as_ref()) {
+                return Err(ApiError::Invalid(format!(
+                    "candidates[{i}].id: `{}` is a duplicate id",
+                    candidate.id
+                )));
+            }
+            match (&self.dense, &candidate.features, &candidate.values) {
+                (Some(slots), None, Some(values)) => {
+                    if values.len() != slots.len() {
+                        return Err(ApiError::Invalid(format!(
+                            "candidates[{i}].values: {} values for {} feature_names",
+                            values.len(),
+                            slots.len()
+                        )));
+                    }
+                    for (j, (slot, value)) in slots.iter().zip(values).enumerate() {
+                        check_label(*slot, value, || format!("candidates[{i}].values[{j}]"))?;
+                    }
+                }
+                (Some(_), _, None) => {
+                    return Err(ApiError::Invalid(format!(
+                        "candidates[{i}].values: a dense request (with feature_names) needs `values` on every candidate"
+                    )))
+                }
+                (Some(_), Some(_), Some(_)) => {
+                    return Err(ApiError::Invalid(format!(
+                        "candidates[{i}].features: a dense request (with feature_names) takes `values`, not `features`"
+                    )))
+                }
+                (None, _, Some(_)) => {
+                    return Err(ApiError::Invalid(format!(
+                        "candidates[{i}].values: `values` needs a top-level `feature_names`"
+                    )))
+                }
+                (None, features, None) => {
+                    for (j, (name, value)) in features.iter().flat_map(|f| f.0.iter()).enumerate() {
+                        let slot = cache.slot(j, name, self.index);
+                        check_label(slot, value, || format!("candidates[{i}].features.{name}"))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The feature matrix of `model` (the bundle's `side` model) for the candidates `rows`.
+    pub fn matrix(&self, side: Side, model: &Model, rows: &[usize]) -> FeatureMatrix {
+        let mut base = vec![f64::NAN; model.num_features()];
+        for (slot, value) in &self.context {
+            if let Some(column) = slot.column(side) {
+                base[column] = number(model, column, value);
+            }
+        }
+        let mut matrix = FeatureMatrix::missing(rows.len(), model.num_features());
+        let mut cache = KeyCache::default();
+        for (r, &c) in rows.iter().enumerate() {
+            matrix.set_row(r, &base);
+            let candidate: &Candidate<'_> = &self.request.candidates[c];
+            match (&self.dense, &candidate.values, &candidate.features) {
+                (Some(slots), Some(values), _) => {
+                    for (slot, value) in slots.iter().zip(values) {
+                        if let Some(column) = slot.and_then(|s| s.column(side)) {
+                            matrix.set(r, column, number(model, column, value));
+                        }
+                    }
+                }
+                (_, _, Some(features)) => {
+                    for (j, (name, value)) in features.0.iter().enumerate() {
+                        if let Some(column) =
+                            cache.slot(j, name, self.index).and_then(|s| s.column(side))
+                        {
+                            matrix.set(r, column, number(model, column, value));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        matrix
+    }
+}
+
+/// A value as the model sees it; labels were checked by [`Batch::new`], so an unknown
+/// label here is an unseen category (missing).
+fn number(model: &Model, column: usize, value: &FeatureValue<'_>) -> f64 {
+    match value {
+        FeatureValue::Number(x) => *x,
+        FeatureValue::Missing => f64::NAN,
+        FeatureValue::Label(label) => model.category_value(column, label).unwrap_or(f64::NAN),
+    }
+}
+
+fn check_label(
+    slot: Option<Slot>,
+    value: &FeatureValue<'_>,
+    field: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
+    match value {
+        FeatureValue::Label(label) if !slot.is_some_and(|s| s.accepts_labels) => Err(ApiError::Invalid(format!(
+            "{}: `{label}` is a string, but the feature is not categorical with category labels in the serving models",
+            field()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Remembers the slots of the previous candidate's keys by position: when candidates list
+/// their features in the same order, each key costs one string comparison.
+#[derive(Debug, Default)]
+struct KeyCache<'r> {
+    keys: Vec<(&'r str, Option<Slot>)>,
+}
+
+impl<'r> KeyCache<'r> {
+    #[inline]
+    fn slot(&mut self, position: usize, name: &'r str, index: &FeatureIndex) -> Option<Slot> {
+        if let Some((key, slot)) = self.keys.get(position) {
+            if *key == name {
+                return *slot;
+            }
+        }
+        let slot = index.get(name);
+        if position < self.keys.len() {
+            self.keys[position] = (name, slot);
+        } else {
+            self.keys.push((name, slot));
+        }
+        slot
+    }
+}

@@ -1,0 +1,129 @@
+//! The service's Prometheus metrics (DESIGN.md §5), held in state as one struct with its
+//! own registry — no globals — and rendered in the text exposition format.
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Every metric giftrank exports, all prefixed `giftrank_`.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub stage_duration: HistogramVec,
+    pub candidates: Histogram,
+    pub recall_size_used: Histogram,
+    pub recall_size: IntGauge,
+    pub model_info: IntGaugeVec,
+    pub reloads: IntCounterVec,
+    pub inflight: IntGauge,
+    pub rejected: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("giftrank".into()), None).expect("valid prefix");
+        // 100 µs … ~13 s.
+        let latency = exponential_buckets(0.0001, 2.0, 18).expect("valid buckets");
+        let sizes = exponential_buckets(1.0, 2.0, 15).expect("valid buckets");
+        let metrics = Self {
+            http_requests: IntCounterVec::new(
+                Opts::new("http_requests_total", "HTTP requests answered, by matched route and status code."),
+                &["route", "status"],
+            )
+            .expect("metric"),
+            request_duration: HistogramVec::new(
+                HistogramOpts::new("request_duration_seconds", "Time from request received to response ready, by route.")
+                    .buckets(latency.clone()),
+                &["route"],
+            )
+            .expect("metric"),
+            stage_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "rank_stage_duration_seconds",
+                    "Time spent in one ranking stage of a /rank request: recall (Direct on all candidates and Top-M selection) or rerank (Stage2 on the Top-M).",
+                )
+                .buckets(latency),
+                &["stage"],
+            )
+            .expect("metric"),
+            candidates: Histogram::with_opts(
+                HistogramOpts::new("rank_candidates", "Candidates per /rank request.").buckets(sizes.clone()),
+            )
+            .expect("metric"),
+            recall_size_used: Histogram::with_opts(
+                HistogramOpts::new("rank_recall_size", "Recall size M used per /rank request.").buckets(sizes),
+            )
+            .expect("metric"),
+            recall_size: IntGauge::new("recall_size", "Default recall size M of the serving model version.").expect("metric"),
+            model_info: IntGaugeVec::new(
+                Opts::new("model_info", "The serving model version (value 1 on the serving version's series)."),
+                &["version"],
+            )
+            .expect("metric"),
+            reloads: IntCounterVec::new(
+                Opts::new("model_reloads_total", "Model versions checked for service, by outcome (loaded or rejected)."),
+                &["outcome"],
+            )
+            .expect("metric"),
+            inflight: IntGauge::new("inflight_requests", "/rank requests being served now.").expect("metric"),
+            rejected: IntCounterVec::new(
+                Opts::new("rejected_requests_total", "/rank requests refused before ranking, by reason."),
+                &["reason"],
+            )
+            .expect("metric"),
+            registry,
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.request_duration.clone()),
+            Box::new(metrics.stage_duration.clone()),
+            Box::new(metrics.candidates.clone()),
+            Box::new(metrics.recall_size_used.clone()),
+            Box::new(metrics.recall_size.clone()),
+            Box::new(metrics.model_info.clone()),
+            Box::new(metrics.reloads.clone()),
+            Box::new(metrics.inflight.clone()),
+            Box::new(metrics.rejected.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("unique metric names");
+        }
+        for outcome in ["loaded", "rejected"] {
+            metrics.reloads.with_label_values(&[outcome]);
+        }
+        for stage in ["recall", "rerank"] {
+            metrics.stage_duration.with_label_values(&[stage]);
+        }
+        metrics
+    }
+
+    /// Marks `version` as the one serving, with its default M.
+    pub fn serving(&self, version: u64, default_m: usize) {
+        self.model_info.reset();
+        self.model_info
+            .with_label_values(&[&version.to_string()])
+            .set(1);
+        self.recall_size.set(default_m as i64);
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}

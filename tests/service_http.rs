@@ -1,0 +1,384 @@
+//! Handler tests through `router(state)` with `oneshot`: every status of DESIGN.md §2,
+//! each error body naming the offending field.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use giftrank::config::Config;
+use giftrank::service::{router, AppState};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct Fixture {
+    _repo: tempfile::TempDir,
+    state: Arc<AppState>,
+}
+
+fn fixture(adjust: impl FnOnce(&mut Config)) -> Fixture {
+    let repo = common::temp_repo();
+    let mut config = common::test_config(repo.path());
+    adjust(&mut config);
+    let state = AppState::start(config).expect("state");
+    Fixture { _repo: repo, state }
+}
+
+async fn post(
+    state: &Arc<AppState>,
+    content_type: &str,
+    body: impl Into<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let request = Request::post("/rank")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body.into())
+        .expect("request");
+    let response = router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn post_json(state: &Arc<AppState>, body: &Value) -> (StatusCode, Value) {
+    let (status, _, body) = post(state, "application/json", body.to_string()).await;
+    (status, body)
+}
+
+fn small_request() -> Value {
+    let mut request = common::example("rank_request.json");
+    let candidates = request["candidates"].as_array_mut().expect("candidates");
+    candidates.truncate(20);
+    request["m"] = json!(5);
+    request["k"] = json!(10);
+    request
+}
+
+fn message(body: &Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn ranks_a_sparse_request() {
+    let f = fixture(|_| {});
+    let request = small_request();
+    let (status, body) = post_json(&f.state, &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["m"], 5);
+    assert_eq!(body["model_version"], "1");
+    assert_eq!(body["request_id"], request["request_id"]);
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 10);
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item["reranked"], i < 5);
+        assert_eq!(item["stage2_score"].is_null(), i >= 5);
+        let expected_score = if i < 5 {
+            &item["stage2_score"]
+        } else {
+            &item["direct_score"]
+        };
+        assert_eq!(&item["score"], expected_score);
+    }
+    let serving = f.state.serving_now().expect("serving");
+    let expected = common::reference_rank(&serving.bundle, &request);
+    assert_eq!(common::response_items(&body), expected);
+}
+
+#[tokio::test]
+async fn malformed_and_invalid_requests_are_400_naming_the_field() {
+    let f = fixture(|_| {});
+    let base = small_request();
+    let first_feature = base["candidates"][1]["features"]
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .expect("a feature");
+
+    let (status, _, body) = post(&f.state, "application/json", "{\"candidates\": [").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message(&body).contains("EOF"), "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+
+    let label_field = format!("candidates[1].features.{first_feature}");
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut r = base.clone();
+                r["kk"] = json!(3);
+                r
+            },
+            "kk",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["m"] = json!(0);
+                r
+            },
+            "m:",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["m"] = json!(100_000);
+                r
+            },
+            "m:",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["m"] = json!(-1);
+                r
+            },
+            "m:",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["k"] = json!(0);
+                r
+            },
+            "k:",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["candidates"][3]["id"] = r["candidates"][0]["id"].clone();
+                r
+            },
+            "candidates[3].id",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["candidates"][1]["features"][&first_feature] = json!(true);
+                r
+            },
+            "candidates[1].features",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["candidates"][1]["features"][&first_feature] = json!("red");
+                r
+            },
+            &label_field,
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["candidates"][2]["extra"] = json!(1);
+                r
+            },
+            "candidates[2]",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["candidates"][2]["values"] = json!([1.0]);
+                r
+            },
+            "candidates[2].values",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r["context"] = json!({"hour": "late"});
+                r
+            },
+            "context.hour",
+        ),
+        (
+            {
+                let mut r = base.clone();
+                r.as_object_mut().expect("object").remove("candidates");
+                r
+            },
+            "candidates",
+        ),
+    ];
+    for (request, field) in cases {
+        let (status, body) = post_json(&f.state, &request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {body}");
+        assert!(
+            message(&body).contains(field),
+            "expected `{field}` in {body}"
+        );
+    }
+
+    // A non-finite number cannot be written in JSON; an overflowing one is refused.
+    let text = base
+        .to_string()
+        .replacen("\"m\":5", "\"m\":5,\"context\":{\"hour\":1e999}", 1);
+    let (status, _, body) = post(&f.state, "application/json", text).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Dense form: a values row of the wrong length.
+    let mut dense = common::example("rank_request_dense.json");
+    dense["candidates"]
+        .as_array_mut()
+        .expect("candidates")
+        .truncate(5);
+    dense["candidates"][4]["values"]
+        .as_array_mut()
+        .expect("values")
+        .pop();
+    let (status, body) = post_json(&f.state, &dense).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message(&body).contains("candidates[4].values"), "{body}");
+}
+
+#[tokio::test]
+async fn bodies_and_candidate_counts_over_the_limits_are_413() {
+    let f = fixture(|c| {
+        c.max_body_bytes = 4096;
+        c.max_candidates = 10;
+    });
+    let (status, _, body) = post(&f.state, "application/json", vec![b' '; 5000]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(message(&body).contains("body"), "{body}");
+
+    let mut request = small_request();
+    for c in request["candidates"].as_array_mut().expect("candidates") {
+        c["features"] = json!({});
+    }
+    let (status, body) = post_json(&f.state, &request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(message(&body).contains("candidates"), "{body}");
+}
+
+#[tokio::test]
+async fn other_content_types_are_415() {
+    let f = fixture(|_| {});
+    let (status, _, body) = post(&f.state, "text/plain", small_request().to_string()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(message(&body).contains("Content-Type"), "{body}");
+}
+
+#[tokio::test]
+async fn a_full_house_sheds_load_with_503_and_retry_after() {
+    let f = fixture(|c| c.max_inflight_requests = 1);
+    let held = f.state.admit().expect("the only place");
+    let (status, headers, body) =
+        post(&f.state, "application/json", small_request().to_string()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        headers
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().expect("ascii")),
+        Some("1")
+    );
+    assert_eq!(body["error"]["code"], "overloaded");
+    drop(held);
+    let (status, _) = post_json(&f.state, &small_request()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_504() {
+    let f = fixture(|c| c.request_timeout_ms = 1);
+    // 10,000 candidates take far longer than 1 ms to decode and score.
+    let request = common::repeated_request(10_000);
+    let (status, body) = post_json(&f.state, &request).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "deadline_exceeded");
+}
+
+async fn get(state: &Arc<AppState>, path: &str) -> (StatusCode, String) {
+    let request = Request::get(path).body(Body::empty()).expect("request");
+    let response = router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("response");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn health_readiness_models_and_metrics() {
+    let f = fixture(|_| {});
+    assert_eq!(get(&f.state, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&f.state, "/readyz").await.0, StatusCode::OK);
+
+    let (status, models) = get(&f.state, "/v1/models").await;
+    assert_eq!(status, StatusCode::OK);
+    let models: Value = serde_json::from_str(&models).expect("json");
+    assert_eq!(models["serving"]["version"], "1");
+    assert_eq!(models["serving"]["default_m"], 200);
+    assert_eq!(models["serving"]["max_m"], 1000);
+    assert!(models["serving"]["recall"]["features"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty()));
+    assert!(models["serving"]["loaded_at"].as_str().is_some());
+    assert_eq!(models["versions"][0]["state"], "serving");
+
+    post_json(&f.state, &small_request()).await;
+    let (status, metrics) = get(&f.state, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "giftrank_http_requests_total{route=\"/rank\",status=\"200\"} 1",
+        "giftrank_request_duration_seconds_bucket{route=\"/rank\"",
+        "giftrank_rank_stage_duration_seconds_count{stage=\"recall\"} 1",
+        "giftrank_rank_stage_duration_seconds_count{stage=\"rerank\"} 1",
+        "giftrank_rank_candidates_sum 20",
+        "giftrank_rank_recall_size_sum 5",
+        "giftrank_recall_size 200",
+        "giftrank_model_info{version=\"1\"} 1",
+        "giftrank_model_reloads_total{outcome=\"loaded\"} 1",
+        "giftrank_inflight_requests 0",
+    ] {
+        assert!(metrics.contains(name), "missing `{name}` in\n{metrics}");
+    }
+
+    f.state.begin_shutdown();
+    assert_eq!(
+        get(&f.state, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn admin_routes_do_not_exist_on_the_public_listener() {
+    let f = fixture(|_| {});
+    for path in ["/admin/reload", "/admin/unpin", "/admin/pin/1"] {
+        let request = Request::post(path).body(Body::empty()).expect("request");
+        let response = router(f.state.clone())
+            .oneshot(request)
+            .await
+            .expect("response");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[test]
+fn no_valid_version_is_a_clear_start_error() {
+    let repo = tempfile::tempdir().expect("temp");
+    std::fs::create_dir_all(repo.path().join("4")).expect("dir");
+    std::fs::write(repo.path().join("4/bundle.toml"), "format_version = 1\n").expect("write");
+    let err = AppState::start(common::test_config(repo.path())).expect_err("no valid version");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("no valid model version") && text.contains("version 4"),
+        "{text}"
+    );
+}
