@@ -109,6 +109,27 @@ PROMTOOL=$(realpath "$PROMTOOL")
 rule_tests() { (cd deploy/prometheus && "$PROMTOOL" test rules rules_test.yml); }
 run "promtool test rules deploy/prometheus/rules_test.yml" rule_tests
 run "dashboard queries parse (promtool)" "$PROMTOOL" check rules "$TOOLS/dashboard-queries.yml"
+# The service's own /metrics, after one ranked request, must lint clean.
+live_metrics() {
+    cargo build --release --quiet || return 1
+    local port=18980 log="$TOOLS/metrics-server.log"
+    target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
+        --model-repo models/gift >"$log" 2>&1 &
+    local server=$! ok=0
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+        sleep 0.1
+    done
+    curl -sf -X POST -H 'Content-Type: application/json' --data-binary @examples/rank_request.json \
+        "http://127.0.0.1:$port/rank" >/dev/null &&
+        curl -sf "http://127.0.0.1:$port/metrics" >"$TOOLS/metrics.txt" || ok=1
+    kill -TERM "$server" && wait "$server" || ok=1
+    [[ $ok -eq 0 ]] || return 1
+    local lint
+    lint=$("$PROMTOOL" check metrics <"$TOOLS/metrics.txt" 2>&1) || { echo "$lint"; return 1; }
+    [[ -z "$lint" ]] || { echo "$lint"; return 1; }
+}
+run "promtool check metrics on a live /metrics (no warnings)" live_metrics
 run "dashboard JSON parses: deploy/grafana/giftrank.json" \
     python3 -m json.tool deploy/grafana/giftrank.json /dev/null
 run "hadolint Dockerfile" "$VENV/bin/hadolint" --no-color --config .hadolint.yaml Dockerfile
