@@ -114,7 +114,7 @@ live_metrics() {
     cargo build --release --quiet || return 1
     local port=18980 log="$TOOLS/metrics-server.log"
     target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
-        --model-repo models/gift >"$log" 2>&1 &
+        --grpc-listen "127.0.0.1:$((port + 2))" --model-repo models/gift >"$log" 2>&1 &
     local server=$! ok=0
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break

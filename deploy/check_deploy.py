@@ -100,6 +100,8 @@ def check_workload(objects: dict[str, list[dict]]) -> None:
     container_ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
     if container_ports.get("http") != int(config.get("listen", "0.0.0.0:8080").rsplit(":", 1)[1]):
         fail("container port http does not match config listen")
+    if container_ports.get("grpc") != int(config.get("grpc_listen", "0.0.0.0:9090").rsplit(":", 1)[1]):
+        fail("container port grpc does not match config grpc_listen")
     if ADMIN_PORT in container_ports.values():
         fail(f"container declares the admin port {ADMIN_PORT}")
     for service in objects["Service"]:

@@ -16,6 +16,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Admin listener: /admin/reload, /admin/pin/{version}, /admin/unpin.
     pub admin_listen: SocketAddr,
+    /// gRPC listener: giftrank.v1.Ranker and grpc.health.v1.Health.
+    pub grpc_listen: SocketAddr,
     /// The model repository: numbered version directories.
     pub model_repo: PathBuf,
     /// Bearer token the admin listener requires when it is not on loopback.
@@ -52,6 +54,7 @@ impl Default for Config {
         Self {
             listen: ([0, 0, 0, 0], 8080).into(),
             admin_listen: ([127, 0, 0, 1], 8081).into(),
+            grpc_listen: ([0, 0, 0, 0], 9090).into(),
             model_repo: PathBuf::from("models/gift"),
             admin_token: None,
             log_format: LogFormat::Text,
@@ -77,13 +80,15 @@ pub struct ConfigError(pub String);
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub grpc_listen: Option<SocketAddr>,
     pub model_repo: Option<PathBuf>,
 }
 
 /// Every configuration key, as `GIFTRANK_<KEY>` in the environment.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "admin_listen",
+    "grpc_listen",
     "model_repo",
     "admin_token",
     "log_format",
@@ -149,6 +154,9 @@ impl Config {
         if let Some(admin_listen) = flags.admin_listen {
             config.admin_listen = admin_listen;
         }
+        if let Some(grpc_listen) = flags.grpc_listen {
+            config.grpc_listen = grpc_listen;
+        }
         if let Some(repo) = &flags.model_repo {
             config.model_repo = repo.clone();
         }
@@ -177,6 +185,13 @@ impl Config {
                 "listen and admin_listen are both {}; admin routes need their own listener",
                 self.listen
             )));
+        }
+        for (key, addr) in [("listen", self.listen), ("admin_listen", self.admin_listen)] {
+            if self.grpc_listen == addr && addr.port() != 0 {
+                return Err(ConfigError(format!(
+                    "grpc_listen and {key} are both {addr}; gRPC needs its own listener"
+                )));
+            }
         }
         if !self.admin_listen.ip().is_loopback()
             && self.admin_token.as_deref().is_none_or(str::is_empty)
@@ -257,13 +272,29 @@ mod tests {
         };
         let (config, _) = Config::load(
             Some(&file),
-            env(&[("GIFTRANK_MAX_CANDIDATES", "700"), ("PATH", "/bin")]),
+            env(&[
+                ("GIFTRANK_MAX_CANDIDATES", "700"),
+                ("GIFTRANK_GRPC_LISTEN", "127.0.0.1:9191"),
+                ("PATH", "/bin"),
+            ]),
             &flags,
         )
         .unwrap();
         assert_eq!(config.max_candidates, 700);
         assert_eq!(config.request_timeout_ms, 250);
         assert_eq!(config.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(config.grpc_listen, "127.0.0.1:9191".parse().unwrap());
+        let flags = Overrides {
+            grpc_listen: Some("127.0.0.1:9292".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let (config, _) = Config::load(
+            None,
+            env(&[("GIFTRANK_GRPC_LISTEN", "127.0.0.1:9191")]),
+            &flags,
+        )
+        .unwrap();
+        assert_eq!(config.grpc_listen, "127.0.0.1:9292".parse().unwrap());
     }
 
     #[test]
@@ -309,5 +340,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("admin_token"), "{err}");
+        let err = Config::load(
+            None,
+            env(&[("GIFTRANK_GRPC_LISTEN", "0.0.0.0:8080")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("grpc_listen"), "{err}");
     }
 }

@@ -8,6 +8,8 @@
 //! - [`repository`] — the versions on disk, their states, and which one should serve.
 //! - [`config`] — service configuration: defaults, file, environment, flags.
 //! - [`service`] — the HTTP service: state, routes, metrics, reloader, graceful shutdown.
+//! - [`proto`] — the API's protobuf schema (`proto/`), compiled at build time.
+//! - [`grpc`] — the gRPC listener: `giftrank.v1.Ranker` on the shared ranking path, and health.
 //! - [`commands`] — the `score` and `bench` command-line tools.
 //! - [`eval`] — offline evaluation (`giftrank eval`): §7 metrics, tables, JSON and charts.
 
@@ -17,6 +19,8 @@ pub mod config;
 pub mod csv_input;
 pub mod engine;
 pub mod eval;
+pub mod grpc;
+pub mod proto;
 pub mod ranking;
 pub mod repository;
 pub mod service;

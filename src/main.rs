@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve POST /rank (and the admin listener) on the model repository.
+    /// Serve POST /rank, gRPC (and the admin listener) on the model repository.
     Serve {
         /// TOML configuration file (keys: see README); GIFTRANK_* variables override it.
         #[arg(long)]
@@ -33,6 +33,9 @@ enum Command {
         /// Admin listener address, e.g. 127.0.0.1:8081.
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
+        /// gRPC listener address, e.g. 0.0.0.0:9090.
+        #[arg(long)]
+        grpc_listen: Option<SocketAddr>,
         /// The model repository (numbered version directories).
         #[arg(long)]
         model_repo: Option<PathBuf>,
@@ -112,11 +115,13 @@ fn main() -> ExitCode {
             config,
             listen,
             admin_listen,
+            grpc_listen,
             model_repo,
         } => {
             let flags = Overrides {
                 listen,
                 admin_listen,
+                grpc_listen,
                 model_repo,
             };
             serve(config, &flags)

@@ -80,8 +80,9 @@ pub struct Scan {
     pub versions: Vec<VersionStatus>,
     /// Versions that were checked in this scan and failed, with the reason.
     pub newly_rejected: Vec<(u64, String)>,
-    /// Versions that were checked in this scan (new, or their files changed) and passed.
-    pub changed: Vec<u64>,
+    /// Versions that were checked in this scan (new, or their files changed) and passed,
+    /// already loaded, so the one chosen to serve need not be loaded twice.
+    pub fresh: Vec<Bundle>,
 }
 
 impl Scanner {
@@ -102,7 +103,7 @@ impl Scanner {
         self.verdicts.retain(|v, _| versions.contains(v));
         let mut statuses = Vec::new();
         let mut newly_rejected = Vec::new();
-        let mut changed = Vec::new();
+        let mut fresh = Vec::new();
         for version in versions {
             let dir = self.root.join(version.to_string());
             if !dir.join(BUNDLE_FILE).exists() {
@@ -121,8 +122,8 @@ impl Scanner {
                 Some((_, verdict)) => verdict.clone(),
                 None => {
                     let verdict = match Bundle::load(&dir) {
-                        Ok(_) => {
-                            changed.push(version);
+                        Ok(bundle) => {
+                            fresh.push(bundle);
                             Ok(())
                         }
                         Err(BundleError::Incomplete) => {
@@ -152,7 +153,7 @@ impl Scanner {
         Ok(Scan {
             versions: statuses,
             newly_rejected,
-            changed,
+            fresh,
         })
     }
 

@@ -36,7 +36,7 @@ impl Metrics {
         let sizes = exponential_buckets(1.0, 2.0, 15).expect("valid buckets");
         let metrics = Self {
             http_requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests answered, by matched route and status code."),
+                Opts::new("http_requests_total", "HTTP requests and gRPC calls answered, by matched route (gRPC: the full method) and status code (gRPC: the HTTP status POST /rank would answer)."),
                 &["route", "status"],
             )
             .expect("metric"),
@@ -49,18 +49,18 @@ impl Metrics {
             stage_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "rank_stage_duration_seconds",
-                    "Time spent in one ranking stage of a /rank request: recall (Direct on all candidates and Top-M selection) or rerank (Stage2 on the Top-M).",
+                    "Time spent in one ranking stage of a ranking request (/rank or gRPC Rank): recall (Direct on all candidates and Top-M selection) or rerank (Stage2 on the Top-M).",
                 )
                 .buckets(latency),
                 &["stage"],
             )
             .expect("metric"),
             candidates: Histogram::with_opts(
-                HistogramOpts::new("rank_candidates", "Candidates per /rank request.").buckets(sizes.clone()),
+                HistogramOpts::new("rank_candidates", "Candidates per ranking request (/rank or gRPC Rank).").buckets(sizes.clone()),
             )
             .expect("metric"),
             recall_size_used: Histogram::with_opts(
-                HistogramOpts::new("rank_recall_size", "Recall size M used per /rank request.").buckets(sizes),
+                HistogramOpts::new("rank_recall_size", "Recall size M used per ranking request (/rank or gRPC Rank).").buckets(sizes),
             )
             .expect("metric"),
             recall_size: IntGauge::new("recall_size", "Default recall size M of the serving model version.").expect("metric"),
@@ -74,9 +74,9 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("metric"),
-            inflight: IntGauge::new("inflight_requests", "/rank requests being served now.").expect("metric"),
+            inflight: IntGauge::new("inflight_requests", "Ranking requests (/rank or gRPC Rank) being served now.").expect("metric"),
             rejected: IntCounterVec::new(
-                Opts::new("rejected_requests_total", "/rank requests refused before ranking, by reason."),
+                Opts::new("rejected_requests_total", "Ranking requests (/rank or gRPC Rank) refused before ranking, by reason."),
                 &["reason"],
             )
             .expect("metric"),

@@ -1,15 +1,17 @@
 //! The HTTP service: shared state (the serving model version behind an atomic pointer),
 //! the public and admin routers, and the server's life from bind to graceful drain.
 //!
-//! - `request` decodes `/rank` bodies; `features` turns them into model columns;
-//!   `rank` is the handler; `info` the read-only routes; `admin` the admin routes;
-//!   `metrics` the Prometheus metrics; `error` the one error type.
+//! - `request` decodes JSON `/rank` bodies and `protobuf` protobuf ones (for `/rank` and
+//!   gRPC); `features` turns them into model columns; `rank` is the handler; `info` the
+//!   read-only routes; `admin` the admin routes; `metrics` the Prometheus metrics; `error`
+//!   the one error type. The gRPC listener's service is [`crate::grpc`].
 
 mod admin;
 mod error;
 mod features;
 mod info;
 pub mod metrics;
+pub mod protobuf;
 pub mod rank;
 pub mod request;
 
@@ -26,6 +28,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -79,6 +82,8 @@ pub struct AppState {
     inflight: Arc<Semaphore>,
     /// Counts completed reloads, so callers can await the next one.
     reloads: watch::Sender<u64>,
+    /// [`AppState::is_ready`], for those who follow it (the gRPC health service).
+    readiness: watch::Sender<bool>,
 }
 
 /// What a reload did.
@@ -115,6 +120,7 @@ impl AppState {
             shutting_down: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(config.max_inflight_requests)),
             reloads: watch::Sender::new(0),
+            readiness: watch::Sender::new(false),
             config,
         });
         state.reload().with_context(|| {
@@ -162,6 +168,22 @@ impl AppState {
         !self.shutting_down.load(Ordering::SeqCst) && self.serving.load().is_some()
     }
 
+    /// True once shutdown has begun (it never ends).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// A receiver of [`AppState::is_ready`] that changes when readiness does.
+    pub fn subscribe_readiness(&self) -> watch::Receiver<bool> {
+        self.readiness.subscribe()
+    }
+
+    fn publish_readiness(&self) {
+        let ready = self.is_ready();
+        self.readiness
+            .send_if_modified(|published| std::mem::replace(published, ready) != ready);
+    }
+
     /// Every version on disk with its state, as of the last scan.
     pub fn versions(&self) -> Vec<VersionStatus> {
         self.versions
@@ -190,16 +212,21 @@ impl AppState {
     }
 
     fn reload_locked(&self, control: &mut Control) -> std::io::Result<ReloadOutcome> {
-        let scan = control.scanner.scan()?;
+        let mut scan = control.scanner.scan()?;
         for (version, reason) in &scan.newly_rejected {
             tracing::warn!(version, %reason, "model version rejected");
             self.metrics.reloads.with_label_values(&["rejected"]).inc();
         }
         let current = self.serving.load().as_ref().map(|s| s.bundle.version);
         let target = scan.choose(control.pinned);
+        let fresh = target.and_then(|v| scan.fresh.iter().position(|b| b.version == v));
         let outcome = match target {
-            Some(version) if Some(version) != current || scan.changed.contains(&version) => {
-                match control.scanner.load(version) {
+            Some(version) if Some(version) != current || fresh.is_some() => {
+                let loaded = match fresh {
+                    Some(i) => Ok(scan.fresh.swap_remove(i)),
+                    None => control.scanner.load(version),
+                };
+                match loaded {
                     Ok(bundle) => {
                         self.metrics.serving(version, bundle.default_m);
                         self.metrics.reloads.with_label_values(&["loaded"]).inc();
@@ -234,6 +261,7 @@ impl AppState {
             }
         }
         *self.versions.lock().unwrap_or_else(|e| e.into_inner()) = versions;
+        self.publish_readiness();
         self.reloads.send_modify(|n| *n += 1);
         Ok(outcome)
     }
@@ -289,6 +317,7 @@ impl AppState {
     /// Readiness turns false; in-flight requests still finish.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.publish_readiness();
     }
 }
 
@@ -368,10 +397,11 @@ pub struct Server {
     state: Arc<AppState>,
     public: TcpListener,
     admin: TcpListener,
+    grpc: TcpListener,
 }
 
 impl Server {
-    /// Loads the model version to serve and binds both listeners.
+    /// Loads the model version to serve and binds the listeners: public, admin and gRPC.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
         let public = TcpListener::bind(config.listen)
             .await
@@ -379,11 +409,15 @@ impl Server {
         let admin = TcpListener::bind(config.admin_listen)
             .await
             .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+        let grpc = TcpListener::bind(config.grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (gRPC)", config.grpc_listen))?;
         let state = tokio::task::spawn_blocking(move || AppState::start(config)).await??;
         Ok(Self {
             state,
             public,
             admin,
+            grpc,
         })
     }
 
@@ -395,12 +429,17 @@ impl Server {
         self.admin.local_addr()
     }
 
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` resolves, then drains: readiness turns false, the listeners
-    /// stop accepting, in-flight requests finish within the drain deadline.
+    /// Serves until `shutdown` resolves, then drains: readiness turns false (and the gRPC
+    /// health status NOT_SERVING), the listeners stop accepting, in-flight requests finish
+    /// within the drain deadline.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -409,26 +448,42 @@ impl Server {
             state,
             public,
             admin,
+            grpc,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let (public_addr, admin_addr) = (public.local_addr()?, admin.local_addr()?);
+        let (public_addr, admin_addr, grpc_addr) = (
+            public.local_addr()?,
+            admin.local_addr()?,
+            grpc.local_addr()?,
+        );
         let public_server = axum::serve(public, router(state.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();
         let admin_server = axum::serve(admin, admin::router(state.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future();
+        // Small gRPC frames must not wait for Nagle's algorithm.
+        let grpc = grpc.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a gRPC connection");
+            }
+        });
+        let grpc_server = axum::serve(grpc, crate::grpc::router(state.clone()).await)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future();
         let background = admin::spawn_reloader(state.clone(), stopped(stop_rx.clone()));
         tracing::info!(
             public = %public_addr,
             admin = %admin_addr,
+            grpc = %grpc_addr,
             repository = %state.config.model_repo.display(),
             "giftrank serving"
         );
-        let servers = tokio::spawn(async move { tokio::try_join!(public_server, admin_server) });
+        let servers =
+            tokio::spawn(async move { tokio::try_join!(public_server, admin_server, grpc_server) });
 
         shutdown.await;
         tracing::info!(

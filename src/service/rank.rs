@@ -1,6 +1,7 @@
 //! `POST /rank`: admission (content type, load shedding, readiness), then — off the async
 //! runtime, under the request deadline — decode, Direct on all candidates, Top-M, Stage2
-//! on those M, and the response.
+//! on those M, and the response. Bodies are JSON or protobuf (`application/x-protobuf`,
+//! see `protobuf`); the response is protobuf when the request is or `Accept` asks for it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,10 +11,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use prost::Message;
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::features::{Batch, Side};
+use super::protobuf;
 use super::request::RankRequest;
 use super::{AppState, Serving};
 use crate::ranking;
@@ -49,14 +52,19 @@ pub async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !is_json(content_type) {
+    let Some(format) = Format::of(content_type) else {
         return reject(
             "unsupported_media_type",
             ApiError::UnsupportedMediaType(format!(
-                "Content-Type `{content_type}` is not supported; send application/json"
+                "Content-Type `{content_type}` is not supported; send application/json or application/x-protobuf"
             )),
         );
-    }
+    };
+    let answer = if format == Format::Protobuf || accepts_protobuf(&headers) {
+        Format::Protobuf
+    } else {
+        Format::Json
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -80,11 +88,55 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let deadline = state.config.request_timeout();
-    let json = run_ranking(&state, deadline, move |state, serving| {
-        rank(state, serving, &body, header_id.as_deref())
+    let encoded = run_ranking(&state, deadline, move |state, serving| {
+        rank(
+            state,
+            serving,
+            &body,
+            (format, answer),
+            header_id.as_deref(),
+        )
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+    Ok(([(header::CONTENT_TYPE, answer.media_type())], encoded).into_response())
+}
+
+/// A body format of `/rank`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Protobuf,
+}
+
+impl Format {
+    /// The format of a `Content-Type`, if supported (parameters such as charset ignored).
+    fn of(media_type: &str) -> Option<Self> {
+        let essence = media_type.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(Format::Json)
+        } else if essence.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(Format::Protobuf)
+        } else {
+            None
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Protobuf => "application/x-protobuf",
+        }
+    }
+}
+
+/// Whether an `Accept` header lists `application/x-protobuf`.
+fn accepts_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| Format::of(range) == Some(Format::Protobuf))
 }
 
 /// Admits one ranking job and runs it off the async runtime on one snapshot of the serving
@@ -135,21 +187,24 @@ pub async fn run_ranking<T: Send + 'static>(
     }
 }
 
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/json")
-}
-
-/// Decodes and ranks one JSON request on `serving`; returns the JSON response body. The
-/// response's `request_id` is the body's, else the `x-request-id` header's.
+/// Decodes and ranks one request on `serving`; returns the response body. `formats` are
+/// the request's and the response's. The response's `request_id` is the body's, else the
+/// `x-request-id` header's.
 fn rank(
     state: &AppState,
     serving: &Serving,
     body: &[u8],
+    formats: (Format, Format),
     header_id: Option<&str>,
 ) -> Result<Vec<u8>, ApiError> {
-    let request = RankRequest::decode(body)?;
+    let request = match formats.0 {
+        Format::Json => RankRequest::decode(body)?,
+        Format::Protobuf => protobuf::decode(body)?,
+    };
     let ranked = rank_request(state, serving, &request)?;
+    if formats.1 == Format::Protobuf {
+        return Ok(protobuf::response(serving, &request, &ranked, header_id).encode_to_vec());
+    }
     let items = ranked
         .items
         .iter()

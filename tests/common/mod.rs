@@ -40,6 +40,7 @@ pub fn test_config(repo: &Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_listen: "127.0.0.1:0".parse().expect("addr"),
+        grpc_listen: "127.0.0.1:0".parse().expect("addr"),
         model_repo: repo.to_owned(),
         rescan_interval_secs: 0,
         watch_events: false,
@@ -57,6 +58,7 @@ pub fn example(name: &str) -> Value {
 pub struct Running {
     pub url: String,
     pub admin_url: String,
+    pub grpc_url: String,
     pub state: Arc<AppState>,
     pub stop: Option<oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -66,6 +68,7 @@ pub async fn start(config: Config) -> Running {
     let server = Server::bind(config).await.expect("server starts");
     let url = format!("http://{}", server.public_addr().expect("addr"));
     let admin_url = format!("http://{}", server.admin_addr().expect("addr"));
+    let grpc_url = format!("http://{}", server.grpc_addr().expect("addr"));
     let state = server.state();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
@@ -74,6 +77,7 @@ pub async fn start(config: Config) -> Running {
     Running {
         url,
         admin_url,
+        grpc_url,
         state,
         stop: Some(stop),
         task,
@@ -200,10 +204,13 @@ pub fn spawn_serve(repo: &Path, env: &[(&str, &str)]) -> Process {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
             "--model-repo",
         ])
         .arg(repo)
         .env("GIFTRANK_LOG_FORMAT", "json")
+        .env("GIFTRANK_GRPC_LISTEN", "127.0.0.1:0")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -1,0 +1,377 @@
+//! The gRPC listener (`grpc_listen`): `giftrank.v1.Ranker/Rank` on the same admission,
+//! validation, ranking, limits and metrics as `POST /rank` ([`run_ranking`],
+//! [`rank_request`]), and the standard `grpc.health.v1.Health`, whose status follows
+//! readiness. Messages and their conversion live in [`crate::proto`] and
+//! `service::protobuf`; the listener's life (bind, drain) in [`crate::service::Server`].
+//!
+//! The routes are served by `axum::serve`, as the HTTP listeners are, rather than by
+//! tonic's own server: the drain is the same, and the deadline is ours. (tonic's server
+//! answers an expired `grpc-timeout` with CANCELLED, racing the DEADLINE_EXCEEDED that
+//! the contract asks for.)
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tokio::sync::watch;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Status};
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_health::ServingStatus;
+
+use crate::proto::v1 as pb;
+use crate::service::protobuf;
+use crate::service::rank::{rank_request, run_ranking};
+use crate::service::{ApiError, AppState};
+use pb::ranker_server::{RankerServer, SERVICE_NAME};
+
+/// The `route` label of `Rank` in `giftrank_http_requests_total` and
+/// `giftrank_request_duration_seconds`.
+pub const RANK_ROUTE: &str = "/giftrank.v1.Ranker/Rank";
+const HEALTH_ROUTES: [&str; 2] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+];
+
+/// The gRPC routes: `Ranker` and `Health`, counted and timed like the HTTP routes.
+/// Sets the health status from readiness before it returns, and keeps following it
+/// from a task that ends when `state` is dropped.
+pub async fn router(state: Arc<AppState>) -> Router {
+    let reporter = HealthReporter::new();
+    let mut readiness = state.subscribe_readiness();
+    let ready = *readiness.borrow_and_update();
+    report(&reporter, ready).await;
+    tokio::spawn(follow_readiness(reporter.clone(), readiness));
+
+    let ranker = RankerServer::new(Ranker {
+        state: state.clone(),
+    })
+    .max_decoding_message_size(state.config.max_body_bytes);
+    let health = HealthServer::new(ShutdownAwareHealth {
+        inner: HealthService::from_health_reporter(reporter),
+        state: state.clone(),
+    });
+    tonic::service::Routes::new(ranker)
+        .add_service(health)
+        .into_axum_router()
+        .layer(middleware::from_fn_with_state(state, track))
+}
+
+/// Sets the health status of the server ("") and of `giftrank.v1.Ranker`.
+async fn report(reporter: &HealthReporter, ready: bool) {
+    let status = if ready {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
+}
+
+async fn follow_readiness(reporter: HealthReporter, mut readiness: watch::Receiver<bool>) {
+    while readiness.changed().await.is_ok() {
+        let ready = *readiness.borrow_and_update();
+        report(&reporter, ready).await;
+    }
+}
+
+/// When the request arrived: its deadline counts from then.
+#[derive(Debug, Clone, Copy)]
+struct Arrived(Instant);
+
+/// Counts and times every gRPC request like the HTTP `track` does: by method (the route)
+/// and the HTTP status equivalent to its gRPC status. An over-size `Rank` message, which
+/// tonic refuses with OUT_OF_RANGE, is answered RESOURCE_EXHAUSTED as gRPC specifies
+/// (and counted as `body_too_large`, as over HTTP).
+async fn track(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let route = if path == RANK_ROUTE || HEALTH_ROUTES.contains(&path) {
+        path.to_owned()
+    } else {
+        "unmatched".to_owned()
+    };
+    let start = Instant::now();
+    request.extensions_mut().insert(Arrived(start));
+    let mut response = next.run(request).await;
+    let mut code = response
+        .headers()
+        .get("grpc-status")
+        .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()));
+    if code == Code::OutOfRange && route == RANK_ROUTE {
+        state
+            .metrics
+            .rejected
+            .with_label_values(&["body_too_large"])
+            .inc();
+        code = Code::ResourceExhausted;
+        response = Status::new(
+            code,
+            format!(
+                "body: larger than the limit of {} bytes",
+                state.config.max_body_bytes
+            ),
+        )
+        .into_http();
+    }
+    let metrics = &state.metrics;
+    metrics
+        .request_duration
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), &http_status(code).to_string()])
+        .inc();
+    response
+}
+
+/// The HTTP status code that stands for a gRPC status in the metrics: what `POST /rank`
+/// answers for the same outcome (RESOURCE_EXHAUSTED is its 413), else the usual mapping.
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound | Code::Unimplemented => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::ResourceExhausted => 413,
+        Code::Cancelled => 499,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        let message = error.to_string();
+        match error {
+            ApiError::Invalid(_) | ApiError::UnsupportedMediaType(_) => {
+                Status::invalid_argument(message)
+            }
+            ApiError::TooLarge(_) => Status::resource_exhausted(message),
+            ApiError::NotReady(_) | ApiError::Overloaded(_) => Status::unavailable(message),
+            ApiError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                Status::internal(message)
+            }
+        }
+    }
+}
+
+/// `giftrank.v1.Ranker`.
+#[derive(Debug)]
+struct Ranker {
+    state: Arc<AppState>,
+}
+
+#[tonic::async_trait]
+impl pb::ranker_server::Ranker for Ranker {
+    async fn rank(
+        &self,
+        request: tonic::Request<pb::RankRequest>,
+    ) -> Result<tonic::Response<pb::RankResponse>, Status> {
+        let state = &self.state;
+        let arrived = request
+            .extensions()
+            .get::<Arrived>()
+            .map_or_else(Instant::now, |a| a.0);
+        let deadline = match grpc_timeout(request.metadata())? {
+            Some(client) => client.min(state.config.request_timeout()),
+            None => state.config.request_timeout(),
+        };
+        let remaining = deadline.saturating_sub(arrived.elapsed());
+        if remaining.is_zero() {
+            state
+                .metrics
+                .rejected
+                .with_label_values(&["deadline"])
+                .inc();
+            return Err(ApiError::DeadlineExceeded(format!(
+                "the request's deadline of {} ms passed before ranking began",
+                deadline.as_millis()
+            ))
+            .into());
+        }
+        let header_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let message = request.into_inner();
+        let response = run_ranking(state, remaining, move |state, serving| {
+            let request = protobuf::request(message)?;
+            let ranked = rank_request(state, serving, &request)?;
+            Ok(protobuf::response(
+                serving,
+                &request,
+                &ranked,
+                header_id.as_deref(),
+            ))
+        })
+        .await?;
+        Ok(tonic::Response::new(response))
+    }
+}
+
+/// The client's `grpc-timeout`, if it sent one.
+fn grpc_timeout(metadata: &MetadataMap) -> Result<Option<Duration>, Status> {
+    let Some(value) = metadata.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("");
+    parse_timeout(text).map(Some).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "grpc-timeout: `{text}` is not 1 to 8 digits and a unit (H, M, S, m, u, n)"
+        ))
+    })
+}
+
+/// A `grpc-timeout` value (gRPC over HTTP/2: `TimeoutValue TimeoutUnit`).
+fn parse_timeout(text: &str) -> Option<Duration> {
+    let digits = text.get(..text.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match &text[digits.len()..] {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// tonic-health's service, except that a `Watch` stream ends once it has sent
+/// NOT_SERVING during shutdown. Otherwise a watcher would hold its connection open, and
+/// so the drain, until the drain deadline.
+#[derive(Debug)]
+struct ShutdownAwareHealth {
+    inner: HealthService,
+    state: Arc<AppState>,
+}
+
+#[tonic::async_trait]
+impl Health for ShutdownAwareHealth {
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, Status> {
+        self.inner.check(request).await
+    }
+
+    type WatchStream = WatchUntilShutdown<<HealthService as Health>::WatchStream>;
+
+    async fn watch(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, Status> {
+        let inner = self.inner.watch(request).await?.into_inner();
+        Ok(tonic::Response::new(WatchUntilShutdown {
+            inner,
+            state: self.state.clone(),
+            done: false,
+        }))
+    }
+}
+
+/// See [`ShutdownAwareHealth`].
+#[derive(Debug)]
+struct WatchUntilShutdown<S> {
+    inner: S,
+    state: Arc<AppState>,
+    done: bool,
+}
+
+impl<S> Stream for WatchUntilShutdown<S>
+where
+    S: Stream<Item = Result<HealthCheckResponse, Status>> + Unpin,
+{
+    type Item = Result<HealthCheckResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = Pin::new(&mut self.inner).poll_next(cx);
+        if let Poll::Ready(Some(Ok(response))) = &item {
+            let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing;
+            if response.status == not_serving as i32 && self.state.is_shutting_down() {
+                self.done = true;
+            }
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_timeout("1m"), Some(Duration::from_millis(1)));
+        assert_eq!(
+            parse_timeout("99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(parse_timeout("0n"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "m",
+            "1",
+            "123456789m",
+            "1x",
+            "-1m",
+            "1.5S",
+            " 1m",
+            "1mm",
+            "１m",
+        ] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_map_to_grpc_codes_and_back_to_their_http_statuses() {
+        let cases = [
+            (ApiError::Invalid("m: 0".into()), Code::InvalidArgument),
+            (
+                ApiError::TooLarge("candidates".into()),
+                Code::ResourceExhausted,
+            ),
+            (ApiError::Overloaded("full".into()), Code::Unavailable),
+            (ApiError::NotReady("no model".into()), Code::Unavailable),
+            (
+                ApiError::DeadlineExceeded("late".into()),
+                Code::DeadlineExceeded,
+            ),
+            (ApiError::Internal("secret detail".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            let http = error.status().as_u16();
+            let message = error.to_string();
+            let status = Status::from(error);
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), message);
+            assert_eq!(http_status(code), http, "{code:?}");
+        }
+        assert_eq!(http_status(Code::Ok), 200);
+    }
+}

@@ -1,0 +1,560 @@
+//! The gRPC and protobuf transports against a real server on `127.0.0.1:0`, through the
+//! tonic client generated from `proto/giftrank/v1/ranker.proto`: rankings equal the JSON
+//! path's, the health service follows readiness into shutdown, and each error has its
+//! gRPC code and names the field at fault.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use giftrank::config::Config;
+use giftrank::grpc::RANK_ROUTE;
+use giftrank::proto::v1 as pb;
+use giftrank::proto::v1::feature_value::Kind;
+use giftrank::proto::v1::ranker_client::RankerClient;
+use prost::Message;
+use serde_json::{json, Value};
+use tonic::codegen::{http, Bytes};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+async fn channel(url: &str) -> Channel {
+    Endpoint::from_shared(url.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("gRPC connection")
+}
+
+async fn ranker(url: &str) -> RankerClient<Channel> {
+    RankerClient::new(channel(url).await)
+}
+
+fn value(v: &Value) -> pb::FeatureValue {
+    let kind = match v {
+        Value::Null => None,
+        Value::Number(n) => Some(Kind::Number(n.as_f64().expect("f64"))),
+        Value::String(s) => Some(Kind::Label(s.clone())),
+        other => panic!("not a feature value: {other}"),
+    };
+    pb::FeatureValue { kind }
+}
+
+fn features(object: Option<&Value>) -> BTreeMap<String, pb::FeatureValue> {
+    object
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, v)| (name.clone(), value(v)))
+        .collect()
+}
+
+/// The protobuf message of a JSON `/rank` body, written out field by field.
+fn to_proto(request: &Value) -> pb::RankRequest {
+    pb::RankRequest {
+        request_id: request["request_id"].as_str().map(str::to_owned),
+        context: features(request.get("context")),
+        feature_names: request
+            .get("feature_names")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|n| n.as_str().expect("name").to_owned())
+            .collect(),
+        candidates: request["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .map(|c| pb::Candidate {
+                id: c["id"].as_str().expect("id").to_owned(),
+                features: features(c.get("features")),
+                values: c
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(value)
+                    .collect(),
+            })
+            .collect(),
+        m: request["m"].as_u64(),
+        k: request["k"].as_u64(),
+    }
+}
+
+/// Everything a JSON `/rank` response says, in the protobuf response's shape.
+fn from_json(body: &Value) -> pb::RankResponse {
+    pb::RankResponse {
+        request_id: body["request_id"].as_str().map(str::to_owned),
+        model_version: body["model_version"]
+            .as_str()
+            .expect("model_version")
+            .to_owned(),
+        m: body["m"].as_u64().expect("m"),
+        items: body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| pb::RankedItem {
+                id: item["id"].as_str().expect("id").to_owned(),
+                score: item["score"].as_f64().expect("score"),
+                direct_score: item["direct_score"].as_f64().expect("direct_score"),
+                stage2_score: item["stage2_score"].as_f64(),
+                reranked: item["reranked"].as_bool().expect("reranked"),
+            })
+            .collect(),
+    }
+}
+
+async fn rank_json(url: &str, body: &Value) -> pb::RankResponse {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/rank"))
+        .json(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    from_json(&response.json().await.expect("JSON"))
+}
+
+fn small_request(n: usize) -> Value {
+    let mut request = common::example("rank_request.json");
+    let candidates = request["candidates"].as_array().expect("candidates")[..n].to_vec();
+    request["candidates"] = json!(candidates);
+    request.as_object_mut().expect("object").remove("m");
+    request.as_object_mut().expect("object").remove("k");
+    request
+}
+
+/// The example's candidates repeated to `n`, each with its own id.
+fn many_candidates(n: usize) -> Value {
+    let mut request = common::example("rank_request.json");
+    let pool = request["candidates"]
+        .as_array()
+        .expect("candidates")
+        .clone();
+    let many: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut c = pool[i % pool.len()].clone();
+            c["id"] = json!(format!("c{i}"));
+            c
+        })
+        .collect();
+    request["candidates"] = json!(many);
+    request
+}
+
+fn requests(state: &giftrank::service::AppState, status: &str) -> u64 {
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[RANK_ROUTE, status])
+        .get()
+}
+
+fn rejected(state: &giftrank::service::AppState, reason: &str) -> u64 {
+    state.metrics.rejected.with_label_values(&[reason]).get()
+}
+
+async fn start(change: impl FnOnce(&mut Config)) -> (tempfile::TempDir, common::Running) {
+    let repo = common::temp_repo();
+    let mut config = common::test_config(repo.path());
+    change(&mut config);
+    let server = common::start(config).await;
+    (repo, server)
+}
+
+#[tokio::test]
+async fn grpc_ranks_exactly_as_the_json_path() {
+    let (_repo, server) = start(|_| {}).await;
+    let mut client = ranker(&server.grpc_url).await;
+    for name in ["rank_request.json", "rank_request_dense.json"] {
+        let json = common::example(name);
+        let expected = rank_json(&server.url, &json).await;
+        let got = client
+            .rank(to_proto(&json))
+            .await
+            .unwrap_or_else(|s| panic!("{name}: {s:?}"))
+            .into_inner();
+        // Ids, scores (bit for bit), M, version and request id.
+        assert_eq!(got, expected, "{name}");
+        assert_eq!(got.items.len(), 50, "{name}");
+        assert_eq!(got.request_id.as_deref(), Some("example-1"));
+    }
+    // Without a request_id in the message, the x-request-id metadata is echoed.
+    let mut message = to_proto(&small_request(3));
+    message.request_id = None;
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-request-id", "from-metadata".parse().expect("ascii"));
+    let got = client.rank(request).await.expect("ranked").into_inner();
+    assert_eq!(got.request_id.as_deref(), Some("from-metadata"));
+    assert_eq!(got.items.len(), 3);
+    // Counted with the HTTP listener's metrics, by method and HTTP-equivalent status.
+    assert_eq!(requests(&server.state, "200"), 3);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn protobuf_over_http_ranks_exactly_as_json() {
+    let (_repo, server) = start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/rank", server.url);
+    for name in ["rank_request.json", "rank_request_dense.json"] {
+        let json = common::example(name);
+        let expected = rank_json(&server.url, &json).await;
+        // A protobuf request is answered in protobuf.
+        let response = http
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(to_proto(&json).encode_to_vec())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+        let body = response.bytes().await.expect("body");
+        let got = pb::RankResponse::decode(body).expect("a protobuf RankResponse");
+        assert_eq!(got, expected, "{name}");
+        // A JSON request is answered in protobuf when Accept asks for it.
+        let response = http
+            .post(&url)
+            .header("accept", "application/json;q=0.5, application/x-protobuf")
+            .json(&json)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+        let body = response.bytes().await.expect("body");
+        assert_eq!(pb::RankResponse::decode(body).expect("protobuf"), expected);
+    }
+    // A body that is not a RankRequest is a 400 (errors are JSON whatever the format).
+    let response = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff_u8, 0xff, 0xff])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.expect("JSON error");
+    assert_eq!(error["error"]["code"], "invalid_request");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("body: ")),
+        "{error}"
+    );
+    // Validation names the field as it does for JSON.
+    let mut message = to_proto(&small_request(2));
+    message.m = Some(0);
+    let response = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(message.encode_to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.expect("JSON error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("m: ")),
+        "{error}"
+    );
+    // Other content types stay 415.
+    let response = http
+        .post(&url)
+        .header("content-type", "application/grpc")
+        .body(message.encode_to_vec())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 415);
+    server.shutdown().await;
+}
+
+fn health_request(service: &str) -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: service.to_owned(),
+    }
+}
+
+async fn check(health: &mut HealthClient<Channel>, service: &str) -> ServingStatus {
+    health
+        .check(health_request(service))
+        .await
+        .unwrap_or_else(|s| panic!("check {service:?}: {s:?}"))
+        .into_inner()
+        .status()
+}
+
+#[tokio::test]
+async fn health_is_serving_then_not_serving_once_shutdown_begins() {
+    let (_repo, server) = start(|_| {}).await;
+    let mut health = HealthClient::new(channel(&server.grpc_url).await);
+    for service in ["", "giftrank.v1.Ranker"] {
+        assert_eq!(check(&mut health, service).await, ServingStatus::Serving);
+    }
+    let unknown = health.check(health_request("giftrank.v1.Nope")).await;
+    assert_eq!(unknown.expect_err("unknown service").code(), Code::NotFound);
+
+    // Watch the service whose status is set last, so that once it changes both have.
+    let mut watch = health
+        .watch(health_request("giftrank.v1.Ranker"))
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("status").expect("one");
+    assert_eq!(first.status(), ServingStatus::Serving);
+    server.state.begin_shutdown();
+    let next = watch.message().await.expect("status").expect("one more");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    // The stream ends there, so that it does not hold up the drain.
+    assert!(watch.message().await.expect("clean end").is_none());
+    for service in ["", "giftrank.v1.Ranker"] {
+        assert_eq!(check(&mut health, service).await, ServingStatus::NotServing);
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_health_watcher_sees_not_serving_and_does_not_hold_up_the_drain() {
+    // A drain held up by the watcher would wait out this deadline.
+    let (_repo, mut server) = start(|c| c.drain_timeout_secs = 3_600).await;
+    let mut health = HealthClient::new(channel(&server.grpc_url).await);
+    let mut watch = health
+        .watch(health_request(""))
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("status").expect("one");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
+    // The server's own shutdown, as on SIGTERM: the watcher hears NOT_SERVING first.
+    server.stop.take().expect("running").send(()).expect("stop");
+    let next = watch.message().await.expect("status").expect("one more");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    assert!(watch.message().await.expect("clean end").is_none());
+    let drained = tokio::time::timeout(Duration::from_secs(60), &mut server.task).await;
+    drained
+        .expect("the drain ends without waiting for its deadline")
+        .expect("join")
+        .expect("server exits cleanly");
+    // The listener is closed after the drain.
+    assert!(Endpoint::from_shared(server.grpc_url.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .is_err());
+}
+
+async fn invalid(client: &mut RankerClient<Channel>, request: pb::RankRequest) -> String {
+    let status = client.rank(request).await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    status.message().to_owned()
+}
+
+#[tokio::test]
+async fn invalid_requests_are_invalid_argument_naming_the_field() {
+    let (_repo, server) = start(|_| {}).await;
+    let mut client = ranker(&server.grpc_url).await;
+
+    let mut duplicate = to_proto(&small_request(3));
+    duplicate.candidates[2].id = duplicate.candidates[0].id.clone();
+    let message = invalid(&mut client, duplicate).await;
+    assert!(message.starts_with("candidates[2].id: "), "{message}");
+
+    let mut m_zero = to_proto(&small_request(3));
+    m_zero.m = Some(0);
+    let message = invalid(&mut client, m_zero).await;
+    assert!(message.starts_with("m: 0 is outside 1..="), "{message}");
+
+    let mut short = to_proto(&common::example("rank_request_dense.json"));
+    short.candidates[4].values.pop();
+    let message = invalid(&mut client, short).await;
+    assert!(
+        message.starts_with("candidates[4].values: 7 values for 8 feature_names"),
+        "{message}"
+    );
+
+    let mut nan = to_proto(&small_request(3));
+    nan.candidates[1].features.insert(
+        "streamer_fans".into(),
+        pb::FeatureValue {
+            kind: Some(Kind::Number(f64::NAN)),
+        },
+    );
+    let message = invalid(&mut client, nan).await;
+    assert!(
+        message.starts_with("candidates[1].features.streamer_fans: NaN is not a finite number"),
+        "{message}"
+    );
+
+    let mut label = to_proto(&small_request(3));
+    label.context.insert(
+        "hour".into(),
+        pb::FeatureValue {
+            kind: Some(Kind::Label("noon".into())),
+        },
+    );
+    let message = invalid(&mut client, label).await;
+    assert!(
+        message.starts_with("context.hour: `noon` is a string"),
+        "{message}"
+    );
+
+    let mut request = tonic::Request::new(to_proto(&small_request(3)));
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "soon".parse().expect("ascii"));
+    let status = client.rank(request).await.expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("grpc-timeout: "), "{status:?}");
+
+    // Bytes that are not a RankRequest: the client's fault too (tonic would say INTERNAL).
+    let raw = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<Bytes>>();
+    let frame = Bytes::from_static(&[0, 0, 0, 0, 3, 0xff, 0xff, 0xff]);
+    let request = http::Request::post(format!("{}{RANK_ROUTE}", server.grpc_url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(frame))
+        .expect("request");
+    let response = raw.request(request).await.expect("answered");
+    let status = tonic::Status::from_header_map(response.headers()).expect("trailers-only");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().starts_with("body: "), "{status:?}");
+
+    assert_eq!(requests(&server.state, "400"), 7);
+    assert_eq!(requests(&server.state, "200"), 0);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_the_limits_is_resource_exhausted() {
+    let (_repo, server) = start(|c| {
+        c.max_candidates = 10;
+        c.max_body_bytes = 8 * 1024;
+    })
+    .await;
+    let mut client = ranker(&server.grpc_url).await;
+
+    let status = client
+        .rank(to_proto(&small_request(11)))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("candidates: 11 candidates, more than the limit of 10"),
+        "{status:?}"
+    );
+    assert_eq!(rejected(&server.state, "too_many_candidates"), 1);
+
+    // A message over max_body_bytes is refused before it is decoded.
+    let big = to_proto(&many_candidates(200));
+    assert!(big.encoded_len() > 8 * 1024);
+    let status = client.rank(big).await.expect_err("refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "body: larger than the limit of 8192 bytes"
+    );
+    assert_eq!(rejected(&server.state, "body_too_large"), 1);
+    assert_eq!(requests(&server.state, "413"), 2);
+
+    // Within the limits, the same connection still ranks.
+    let ok = client.rank(to_proto(&small_request(10))).await;
+    assert_eq!(ok.expect("ranked").into_inner().items.len(), 10);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_full_house_is_unavailable() {
+    let (_repo, server) = start(|c| c.max_inflight_requests = 1).await;
+    let mut client = ranker(&server.grpc_url).await;
+    let held = server.state.admit().expect("the only place");
+    let status = client
+        .rank(to_proto(&small_request(3)))
+        .await
+        .expect_err("shed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(rejected(&server.state, "overloaded"), 1);
+    assert_eq!(requests(&server.state, "503"), 1);
+    drop(held);
+    let ok = client.rank(to_proto(&small_request(3))).await;
+    assert_eq!(ok.expect("ranked").into_inner().items.len(), 3);
+    server.shutdown().await;
+}
+
+/// A client over plain hyper: unlike tonic's `Channel`, it does not enforce
+/// `grpc-timeout` itself (tonic's would answer CANCELLED first), so what the client gets
+/// is the server's answer.
+fn deadline_blind_client(
+    url: &str,
+) -> RankerClient<
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        tonic::body::Body,
+    >,
+> {
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    RankerClient::with_origin(http, url.parse().expect("uri"))
+}
+
+#[tokio::test]
+async fn past_the_deadline_is_deadline_exceeded() {
+    let (_repo, server) = start(|_| {}).await;
+    let mut client = deadline_blind_client(&server.grpc_url);
+    // 10,000 candidates take far longer than 1 ms to decode and score.
+    let mut request = tonic::Request::new(to_proto(&many_candidates(10_000)));
+    request.set_timeout(Duration::from_millis(1));
+    let status = client.rank(request).await.expect_err("too late");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(rejected(&server.state, "deadline"), 1);
+    assert_eq!(requests(&server.state, "504"), 1);
+    // A generous client timeout leaves the configured deadline in charge.
+    let mut request = tonic::Request::new(to_proto(&small_request(3)));
+    request.set_timeout(Duration::from_secs(3_600));
+    assert!(client.rank(request).await.is_ok());
+    server.shutdown().await;
+
+    // The configured deadline applies without a client timeout.
+    let (_repo, server) = start(|c| c.request_timeout_ms = 1).await;
+    let mut client = deadline_blind_client(&server.grpc_url);
+    let status = client
+        .rank(to_proto(&many_candidates(10_000)))
+        .await
+        .expect_err("too late");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(rejected(&server.state, "deadline"), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_in_flight_call_completes_across_shutdown() {
+    let (_repo, server) = start(|c| c.request_timeout_ms = 60_000).await;
+    let mut client = ranker(&server.grpc_url).await;
+    let mut big = to_proto(&many_candidates(10_000));
+    big.k = Some(10);
+    let in_flight = tokio::spawn(async move { client.rank(big).await });
+    // Wait until the server has admitted the call (the gauge counts it), then shut down.
+    while server.state.metrics.inflight.get() == 0 && !in_flight.is_finished() {
+        tokio::task::yield_now().await;
+    }
+    server.shutdown().await;
+    let response = in_flight.await.expect("join").expect("ranked");
+    assert_eq!(response.into_inner().items.len(), 10);
+}
