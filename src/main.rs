@@ -81,6 +81,10 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         data: PathBuf,
+        /// Instruction set to score with: portable, avx2 or avx512 (default: the best
+        /// this CPU has; a higher one than the CPU has falls back to the best it has).
+        #[arg(long)]
+        isa: Option<giftrank::engine::Isa>,
     },
 }
 
@@ -148,8 +152,8 @@ fn main() -> ExitCode {
             };
             giftrank::commands::eval::run(&args, &mut stdout)
         }
-        Command::Bench { model, data } => {
-            giftrank::commands::bench::run(&model, &data, &mut stdout)
+        Command::Bench { model, data, isa } => {
+            giftrank::commands::bench::run(&model, &data, isa, &mut stdout)
         }
     };
     match result {

@@ -1,10 +1,12 @@
 //! Every fixture LightGBM produced (`tools/gen_engine_fixtures.py`) scores the same here:
 //! each row of `data.csv` through `model.txt` equals LightGBM's `Booster.predict` in
-//! `expected.csv` to relative 1e-9, and the raw scores equal `raw.csv`.
+//! `expected.csv` to relative 1e-9, and the raw scores equal `raw.csv`, with every
+//! instruction set the CPU running the test has.
 
 use std::path::{Path, PathBuf};
 
 use giftrank::commands::load_model_and_rows;
+use giftrank::engine::Isa;
 
 const RELATIVE_TOLERANCE: f64 = 1e-9;
 
@@ -39,8 +41,10 @@ fn close(ours: f64, theirs: f64) -> bool {
         || (ours - theirs).abs() <= RELATIVE_TOLERANCE * ours.abs().max(theirs.abs())
 }
 
+/// Scores the fixture with every instruction set this CPU has and checks each against
+/// LightGBM's `file`; returns the number of rows.
 fn compare(dir: &Path, file: &str, raw: bool) -> usize {
-    let (model, rows) = load_model_and_rows(&dir.join("model.txt"), &dir.join("data.csv"))
+    let (mut model, rows) = load_model_and_rows(&dir.join("model.txt"), &dir.join("data.csv"))
         .unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
     let expected = read_scores(&dir.join(file));
     assert_eq!(
@@ -50,21 +54,26 @@ fn compare(dir: &Path, file: &str, raw: bool) -> usize {
         dir.display()
     );
     let k = model.num_outputs();
-    let mut ours = vec![0.0; rows.num_rows() * k];
-    if raw {
-        model.predict_raw(&rows, &mut ours);
-    } else {
-        model.predict(&rows, &mut ours);
-    }
-    for (i, (got, want)) in ours.chunks_exact(k).zip(&expected).enumerate() {
-        assert_eq!(got.len(), want.len(), "{}: outputs per row", dir.display());
-        for (g, w) in got.iter().zip(want) {
-            assert!(
-                close(*g, *w),
-                "{} {file} row {i} (csv line {}): giftrank {g:?}, LightGBM {w:?}",
-                dir.display(),
-                i + 2
-            );
+    for isa in Isa::ALL {
+        if model.set_isa(isa) != isa {
+            continue; // not on this CPU
+        }
+        let mut ours = vec![0.0; rows.num_rows() * k];
+        if raw {
+            model.predict_raw(&rows, &mut ours);
+        } else {
+            model.predict(&rows, &mut ours);
+        }
+        for (i, (got, want)) in ours.chunks_exact(k).zip(&expected).enumerate() {
+            assert_eq!(got.len(), want.len(), "{}: outputs per row", dir.display());
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    close(*g, *w),
+                    "{} {file} row {i} (csv line {}), {isa}: giftrank {g:?}, LightGBM {w:?}",
+                    dir.display(),
+                    i + 2
+                );
+            }
         }
     }
     expected.len()

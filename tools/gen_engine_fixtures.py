@@ -734,11 +734,10 @@ def dart_case() -> Case:
                 description="boosting=dart, 40 trees (leaf values already rescaled in the text)")
 
 
-def bench_case() -> Case:
-    seed = 209
-    rng = np.random.default_rng(seed)
-    n_train, n_pool = 10000, 2000
-    n = n_train + n_pool
+def bench_data(rng: np.random.Generator, n: int):
+    """The benchmark distribution: 20 features, 18 numeric with ~10% NaN, two categorical
+    (50 and 6 categories), a binary label.  Returns X, the NaN-free X, y, feature names
+    and the categorical column indices.  ``tools/gen_bench_models.py`` shares it."""
     k = 20
     cat_a, cat_b = 4, 11
     n_cat_a, n_cat_b = 50, 6
@@ -754,9 +753,15 @@ def bench_case() -> Case:
              + np.where(np.isnan(X[:, cat_a]), 0.5, eff_a[np.nan_to_num(X[:, cat_a]).astype(int)])
              + eff_b[X[:, cat_b].astype(int)] - 0.5)
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.float64)
-    names = []
-    for j in range(k):
-        names.append("cat_a" if j == cat_a else "cat_b" if j == cat_b else f"num_{j:02d}")
+    names = ["cat_a" if j == cat_a else "cat_b" if j == cat_b else f"num_{j:02d}" for j in range(k)]
+    return X, Xc, y, names, [cat_a, cat_b]
+
+
+def bench_case() -> Case:
+    seed = 209
+    rng = np.random.default_rng(seed)
+    n_train, n_pool = 10000, 2000
+    X, Xc, y, names, (cat_a, cat_b) = bench_data(rng, n_train + n_pool)
     p = dict(COMMON_PARAMS)
     p.update({"seed": seed, "objective": "binary", "num_leaves": 63, "learning_rate": 0.05,
               "min_data_in_leaf": 20, "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,

@@ -6,14 +6,25 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::engine::Isa;
+
 /// Each measurement scores the whole batch repeatedly for at least this long.
 const MEASUREMENT: Duration = Duration::from_millis(300);
 /// The report is the fastest of this many measurements.
 const MEASUREMENTS: usize = 7;
 
-/// Benchmarks `model` on the rows of `data`; the last line written is `ns_per_row=<n>`.
-pub fn run(model: &Path, data: &Path, out: &mut impl Write) -> anyhow::Result<()> {
-    let (model, rows) = super::load_model_and_rows(model, data)?;
+/// Benchmarks `model` on the rows of `data` with instruction set `isa` (default: the
+/// best this CPU has); the last line written is `ns_per_row=<n>`.
+pub fn run(
+    model: &Path,
+    data: &Path,
+    isa: Option<Isa>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (mut model, rows) = super::load_model_and_rows(model, data)?;
+    if let Some(isa) = isa {
+        model.set_isa(isa);
+    }
     anyhow::ensure!(
         rows.num_rows() > 0,
         "{} has no rows to score",
@@ -41,6 +52,7 @@ pub fn run(model: &Path, data: &Path, out: &mut impl Write) -> anyhow::Result<()
         model.num_features(),
         rows.num_rows()
     )?;
+    writeln!(out, "isa={}", model.isa())?;
     writeln!(
         out,
         "ns_per_tree_row={:.3}",

@@ -6,12 +6,15 @@
 //!   `matrix` is the input layout, [`FeatureMatrix`].
 
 mod error;
+mod isa;
 mod matrix;
 mod model;
 mod objective;
+mod scorer;
 mod text;
 mod tree;
 
 pub use error::ModelError;
+pub use isa::Isa;
 pub use matrix::{normalize, FeatureMatrix, ZERO_THRESHOLD};
 pub use model::Model;

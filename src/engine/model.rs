@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::ModelError;
+use super::isa::Isa;
 use super::matrix::FeatureMatrix;
 use super::objective::{Objective, Transform};
+use super::scorer::Scorer;
 use super::text::{parse_list, parse_one, sections, shorten, Block, Entry};
 use super::tree::Forest;
-
-/// Rows scored together through each tree, so a tree's nodes stay in cache across them.
-const ROW_BLOCK: usize = 64;
 
 /// A loaded, validated LightGBM model. Scoring cannot fail or read out of bounds: every
 /// index in it was checked by [`Model::parse`].
@@ -25,6 +24,7 @@ pub struct Model {
     num_iterations: usize,
     average_output: bool,
     forest: Forest,
+    scorer: Scorer,
 }
 
 /// The labels of one pandas category column; a label's code is its position.
@@ -156,6 +156,7 @@ impl Model {
             num_outputs,
             num_iterations: forest.len() / num_outputs,
             average_output: header.get("average_output").is_some(),
+            scorer: Scorer::new(&forest),
             forest,
         })
     }
@@ -246,16 +247,26 @@ impl Model {
             rows.num_rows() * k,
             "output buffer has the wrong length"
         );
-        out.fill(0.0);
-        for block_start in (0..rows.num_rows()).step_by(ROW_BLOCK) {
-            let block_end = (block_start + ROW_BLOCK).min(rows.num_rows());
-            for tree in 0..self.forest.len() {
-                let class = tree % k;
-                for row in block_start..block_end {
-                    out[row * k + class] += self.forest.predict_tree(tree, rows.row(row));
-                }
-            }
-        }
+        self.scorer
+            .predict_raw(&self.forest, rows, self.num_outputs, out);
+    }
+
+    /// The validated trees, for the scorer's tests.
+    #[cfg(test)]
+    pub(crate) fn forest(&self) -> &Forest {
+        &self.forest
+    }
+
+    /// The instruction set scoring uses: the best this CPU has, unless lowered with
+    /// [`Model::set_isa`].
+    pub fn isa(&self) -> Isa {
+        self.scorer.isa()
+    }
+
+    /// Scores with `isa`, or the best this CPU has below it (for benchmarks and tests;
+    /// every choice gives the same scores, bit for bit). Returns the choice.
+    pub fn set_isa(&mut self, isa: Isa) -> Isa {
+        self.scorer.set_isa(isa)
     }
 }
 

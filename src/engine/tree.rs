@@ -1,6 +1,7 @@
-//! The trees of a model in flat, validated arrays, and the walk from a row of feature
-//! values to a leaf output. Every index stored here is checked once at load, so the
-//! walk needs no checks of its own; what a model file means is `model.rs`'s concern.
+//! The trees of a model in flat, validated arrays: what each node decides and what each
+//! leaf outputs. Every index stored here is checked once at load, so scoring needs no
+//! checks of its own. How the trees are evaluated fast is `scorer.rs`'s concern; what a
+//! model file means is `model.rs`'s.
 
 use std::ops::Range;
 
@@ -266,8 +267,33 @@ impl Forest {
             .collect())
     }
 
-    /// Output of tree `t` for one row of normalized feature values.
-    #[inline]
+    /// Tree `t`'s internal nodes and the forest index of its leaf 0.
+    pub fn tree(&self, t: usize) -> (&[Node], usize) {
+        let tree = &self.trees[t];
+        (&self.nodes[tree.nodes.clone()], tree.leaves.start)
+    }
+
+    pub fn leaf_value(&self, leaf: usize) -> f64 {
+        self.leaves[leaf].value
+    }
+
+    pub fn cat_words(&self, start: u32, end: u32) -> &[u32] {
+        &self.cat_words[start as usize..end as usize]
+    }
+
+    /// Output of forest leaf `leaf` for `row`.
+    pub fn leaf_output(&self, leaf: usize, row: &[f64]) -> f64 {
+        let leaf = &self.leaves[leaf];
+        match &leaf.linear {
+            None => leaf.value,
+            Some((constant, terms)) => self.linear_output(leaf.value, *constant, terms, row),
+        }
+    }
+
+    /// Output of tree `t` for one row of normalized feature values, node by node: the
+    /// plain reading of LightGBM's rules, kept as the reference the scorer is tested
+    /// against.
+    #[cfg(test)]
     pub fn predict_tree(&self, t: usize, row: &[f64]) -> f64 {
         let tree = &self.trees[t];
         let nodes = &self.nodes[tree.nodes.clone()];
@@ -288,7 +314,7 @@ impl Forest {
         }
     }
 
-    #[inline(always)]
+    #[cfg(test)]
     fn goes_left(&self, rule: &Rule, x: f64) -> bool {
         match *rule {
             Rule::Numerical {
@@ -347,6 +373,11 @@ fn rule(decision_type: i8, threshold: f64, cat_ranges: &[(u32, u32)]) -> Result<
         return Ok(Rule::Categorical {
             words: cat_ranges[index],
         });
+    }
+    if threshold.is_nan() {
+        // LightGBM writes bin bounds, never NaN; refusing one keeps every comparison of
+        // the scorer a plain ordered one.
+        return Err("numerical threshold is NaN".to_owned());
     }
     match (decision_type >> MISSING_TYPE_SHIFT) & 0b11 {
         // None: a NaN is compared as 0.

@@ -1,0 +1,946 @@
+//! Batch scoring: the forest recompiled at load into per-tree bitvector tests on integer
+//! rank keys (QuickScorer's idea, evaluated 64 rows at a time), and the block loop that
+//! sums tree outputs exactly as LightGBM does. `tree.rs` owns what a tree means; this
+//! file owns how fast it is evaluated; `isa.rs` picks the instruction set at run time.
+//!
+//! # How a block is scored
+//! Leaves of a tree are numbered left to right. Row `r` keeps one bit per leaf in
+//! `v[r]`, all set at the start. A test is one internal node: for every row that goes
+//! *right* at that node, the leaves of the node's *left* subtree can no longer be the
+//! exit leaf, so their bits are cleared. After all tests of the tree, the lowest set bit
+//! of `v[r]` is the leaf row `r` reaches (QuickScorer, Lucchese et al., SIGIR 2015: a
+//! leaf left of the exit leaf always lies in the left subtree of a node where the row
+//! went right; the exit leaf never does). Tests are independent of each other, so they
+//! run in any order, with no data-dependent branch and no pointer chasing; each test is
+//! the same few vector instructions over a column of 64 values, with `v` in registers.
+//!
+//! Trees of at most 32 leaves keep 32-bit vectors and compare `i32` keys (16 rows per
+//! AVX-512 instruction); larger trees keep 64-bit words and compare the keys as f64
+//! (integers, exact; every x86-64 compares f64 lanes). A tree of more than 64 leaves is
+//! scored one word at a time, each with the tests whose left subtree reaches into it
+//! (a [`Segment`]). The exit leaves' outputs are then gathered and added row by row, in
+//! tree order, so every sum is LightGBM's to the last bit.
+//!
+//! # Rank keys: exact decisions with integer compares
+//! A numerical test is not evaluated on the f64 value but on its *rank key*. A feature
+//! that numerical tests read has the sorted distinct thresholds `t_0 < … < t_{n-1}` of
+//! all those tests; a value `x` that is not missing gets the key `1 + #{j : t_j < x}`
+//! (one binary search per row and feature). Then for the test on `t_i`:
+//! `x <= t_i` ⇔ every `t_j < x` has `j < i` ⇔ `#{j : t_j < x} <= i` ⇔ `key <= i + 1`,
+//! so "goes right" is exactly `key > i + 1`, for every f64 `x` (±0 compare equal, as in
+//! f64). A missing value gets the key `0` (below every bound: left at every test) or
+//! `n + 1` (above every bound: right); a key column is a feature with one such placement
+//! ([`Missing`]), and LightGBM's missing-value rules all map onto one of them, so one
+//! comparison decides every numerical node as LightGBM does, bit for bit. Keys fit in
+//! `i32`: a feature has fewer thresholds than the model has nodes.
+//!
+//! Categorical tests read one-hot words built per block: bit `c % 32` (`c % 64` for
+//! 64-bit trees) of the word for chunk `c / 32` (`c / 64`) when the row's category is
+//! `c`; a test keeps the row left when the word shares a bit with its bitset.
+//!
+//! # Measurements
+//! The table in `mod.rs` has the numbers that chose this design over the alternatives.
+
+use std::collections::HashMap;
+use std::ops::{BitAnd, BitOr, Range};
+
+use super::isa::{self, Isa, LeafGather};
+use super::matrix::FeatureMatrix;
+use super::tree::{Forest, Node, Rule};
+
+/// Rows scored together: one bit vector per row, `ROWS` values per column.
+pub(crate) const ROWS: usize = 64;
+
+/// Where a key column places missing values: `Low` below every threshold (left at
+/// every test), `High` above (right). The `Zero` variants also treat an exact 0 as
+/// missing (missing type Zero).
+///
+/// A node is read through the column whose placement agrees with it: NaN left → `Low`;
+/// NaN right → `High`; missing type None (NaN compared as 0) → `Low` when `0 <= t`,
+/// else `High`; missing type Zero → `ZeroLow` / `ZeroHigh` by its default side, except
+/// that when 0 already goes that side by comparison (default left with `0 <= t`,
+/// default right with `t < 0`) the plain `Low` / `High` column serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Missing {
+    Low,
+    High,
+    ZeroLow,
+    ZeroHigh,
+}
+
+impl Missing {
+    /// The placement that decides a numerical node exactly as LightGBM does.
+    fn of(threshold: f64, nan_left: bool, zero_is_missing: bool) -> Self {
+        match (zero_is_missing, nan_left) {
+            (false, true) => Missing::Low,
+            (false, false) => Missing::High,
+            (true, true) if 0.0 <= threshold => Missing::Low,
+            (true, true) => Missing::ZeroLow,
+            (true, false) if threshold < 0.0 => Missing::High,
+            (true, false) => Missing::ZeroHigh,
+        }
+    }
+}
+
+/// How a test decides that a row goes right. Tests are grouped by kind within a tree,
+/// so the loop over a group has no branch on the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// Numerical: right when the row's key exceeds the test's bound.
+    Order,
+    /// Categorical, all bitset bits in one chunk: right unless the row's
+    /// one-hot chunk word shares a bit with the test's.
+    Category,
+    /// Categorical over several chunks (or none): right unless any chunk matches.
+    CategoryChunks,
+}
+
+const KINDS: usize = 3;
+
+/// One internal node of one tree, restricted to one 64-leaf word (its [`Segment`]).
+#[derive(Debug, Clone, Copy)]
+struct Test {
+    /// [`Kind::Order`]: the key bound; [`Kind::Category`]: the chunk's category bits;
+    /// [`Kind::CategoryChunks`]: the number of chunks.
+    bound: u64,
+    /// Bits to keep in the segment's word of a row that goes right: the left subtree's
+    /// leaves are cleared.
+    keep: u64,
+    /// The key column ([`Kind::Order`]) or one-hot column ([`Kind::Category`]) read; for
+    /// [`Kind::CategoryChunks`] the first entry of `Scorer::chunks`.
+    column: u32,
+}
+
+/// The bit-vector layout of one tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Width {
+    /// At most 32 leaves: one `u32` per row.
+    Narrow,
+    /// 33 to 64 leaves: one `u64` per row.
+    Single,
+    /// More than 64 leaves: this many `u64` words per row.
+    Wide(u32),
+}
+
+/// Where one tree's tests and leaves sit in the scorer's arrays.
+#[derive(Debug, Clone)]
+struct TreeCode {
+    /// Its [`Segment`]s, one per 64-leaf word: a range of `Scorer::segments`.
+    segments: Range<u32>,
+    /// First entry of `Scorer::leaf_values` (and `leaf_ids`): one per 64 leaves.
+    first_leaf: u32,
+    width: Width,
+}
+
+/// The tests of one tree that touch one 64-leaf word of its bit vectors, run together
+/// on a local copy of that word (which the compiler keeps in registers).
+#[derive(Debug, Clone)]
+struct Segment {
+    /// First test; the tests of each kind follow in [`Kind`] order.
+    first_test: u32,
+    tests_per_kind: [u32; KINDS],
+}
+
+/// A feature that numerical tests read: its sorted distinct thresholds and its key
+/// columns (one per [`Missing`] placement its tests need).
+#[derive(Debug, Clone)]
+struct KeyFeature {
+    feature: u32,
+    /// A range of `Scorer::thresholds`.
+    thresholds: Range<usize>,
+    /// A range of `Scorer::key_columns`.
+    columns: Range<usize>,
+}
+
+/// A one-hot column: the feature's category word for one chunk of 32 or 64 categories.
+#[derive(Debug, Clone, Copy)]
+struct OneHotColumn {
+    feature: u32,
+    chunk: u32,
+}
+
+/// The one-hot columns of a block in both widths: 32-category chunks for trees of at
+/// most 32 leaves, 64-category chunks for the others (a test's mask then has the width
+/// of the tree's bit vectors).
+#[derive(Debug, Default)]
+struct OneHotColumns {
+    narrow: Vec<OneHotColumn>,
+    wide: Vec<OneHotColumn>,
+}
+
+/// The whole forest in bitvector form; built once per model.
+#[derive(Debug)]
+pub(crate) struct Scorer {
+    trees: Vec<TreeCode>,
+    tests: Vec<Test>,
+    segments: Vec<Segment>,
+    /// `(one-hot column, category bits)` of [`Kind::CategoryChunks`] tests.
+    chunks: Vec<(u32, u64)>,
+    /// Leaf outputs in left-to-right order, 64 per word (unused bits pad with 0).
+    leaf_values: Vec<[f64; 64]>,
+    /// Linear trees only: the forest leaf index behind each leaf position.
+    leaf_ids: Vec<[u32; 64]>,
+    linear: bool,
+    key_features: Vec<KeyFeature>,
+    /// Where each key column places missing values; its feature is the
+    /// [`KeyFeature`] whose `columns` hold it.
+    key_columns: Vec<Missing>,
+    /// How many key columns a block fills in each type: all of them when some tree
+    /// needs that type, else none.
+    narrow_key_columns: usize,
+    wide_key_columns: usize,
+    thresholds: Vec<f64>,
+    one_hot_columns: OneHotColumns,
+    /// The widest tree, in 64-bit words.
+    max_words: usize,
+    isa: Isa,
+}
+
+/// Column indices while the scorer is built.
+#[derive(Debug, Default)]
+struct ColumnIndex {
+    key: HashMap<(u32, Missing), u32>,
+    /// By `(feature, chunk, wide)`.
+    one_hot: HashMap<(u32, u32, bool), u32>,
+}
+
+impl Scorer {
+    /// Compiles a validated forest. Every index stored is in range by construction.
+    pub fn new(forest: &Forest) -> Self {
+        let mut scorer = Scorer {
+            trees: Vec::with_capacity(forest.len()),
+            tests: Vec::new(),
+            segments: Vec::new(),
+            chunks: Vec::new(),
+            leaf_values: Vec::new(),
+            leaf_ids: Vec::new(),
+            linear: forest.has_linear_leaves(),
+            key_features: Vec::new(),
+            key_columns: Vec::new(),
+            narrow_key_columns: 0,
+            wide_key_columns: 0,
+            thresholds: Vec::new(),
+            one_hot_columns: OneHotColumns::default(),
+            max_words: 1,
+            isa: isa::detect(),
+        };
+        let mut index = ColumnIndex::default();
+        scorer.build_key_columns(forest, &mut index);
+        for t in 0..forest.len() {
+            scorer.push_tree(forest, t, &mut index);
+        }
+        let columns = scorer.key_columns.len();
+        let uses = |narrow: bool| {
+            scorer
+                .trees
+                .iter()
+                .any(|t| (t.width == Width::Narrow) == narrow)
+        };
+        scorer.narrow_key_columns = if uses(true) { columns } else { 0 };
+        scorer.wide_key_columns = if uses(false) { columns } else { 0 };
+        scorer
+    }
+
+    /// The instruction set scoring uses.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Uses `isa` if this CPU has it (else the best it has below it); returns the choice.
+    pub fn set_isa(&mut self, isa: Isa) -> Isa {
+        self.isa = isa.min(isa::detect());
+        self.isa
+    }
+
+    /// Collects the key columns and, per feature, the sorted distinct thresholds of
+    /// all its numerical tests (the key columns of one feature share them, so one
+    /// search per row and feature serves them all).
+    fn build_key_columns(&mut self, forest: &Forest, index: &mut ColumnIndex) {
+        let mut thresholds: HashMap<u32, Vec<f64>> = HashMap::new();
+        let mut columns = Vec::new();
+        for t in 0..forest.len() {
+            for node in forest.tree(t).0 {
+                if let Rule::Numerical {
+                    threshold,
+                    nan_left,
+                    zero_is_missing,
+                } = node.rule
+                {
+                    let missing = Missing::of(threshold, nan_left, zero_is_missing);
+                    thresholds.entry(node.feature).or_default().push(threshold);
+                    columns.push((node.feature, missing as u8, missing));
+                }
+            }
+        }
+        // A fixed order, so that scoring does not depend on hash order; the columns of
+        // one feature are adjacent.
+        columns.sort_by_key(|&(feature, order, _)| (feature, order));
+        columns.dedup_by_key(|&mut (feature, order, _)| (feature, order));
+        for (feature, _, missing) in columns {
+            let new_feature = self
+                .key_features
+                .last()
+                .is_none_or(|f| f.feature != feature);
+            if new_feature {
+                let mut values = thresholds.remove(&feature).unwrap_or_default();
+                // Thresholds are never NaN (`tree.rs` refuses them); -0 and +0 are one.
+                values.sort_by(f64::total_cmp);
+                values.dedup_by(|a, b| a == b);
+                let start = self.thresholds.len();
+                self.thresholds.extend(values);
+                let column = self.key_columns.len();
+                self.key_features.push(KeyFeature {
+                    feature,
+                    thresholds: start..self.thresholds.len(),
+                    columns: column..column,
+                });
+            }
+            let Some(key_feature) = self.key_features.last_mut() else {
+                continue;
+            };
+            index
+                .key
+                .insert((feature, missing), self.key_columns.len() as u32);
+            self.key_columns.push(missing);
+            key_feature.columns.end = self.key_columns.len();
+        }
+    }
+
+    fn push_tree(&mut self, forest: &Forest, t: usize, index: &mut ColumnIndex) {
+        let (nodes, leaf_base) = forest.tree(t);
+        let num_leaves = nodes.len() + 1;
+        let (position, left_span) = leaf_positions(nodes);
+        let words = num_leaves.div_ceil(64);
+        self.max_words = self.max_words.max(words);
+
+        let first_leaf = self.leaf_values.len();
+        self.leaf_values.resize(first_leaf + words, [0.0; 64]);
+        if self.linear {
+            self.leaf_ids.resize(first_leaf + words, [0; 64]);
+        }
+        for (leaf, &p) in position.iter().enumerate() {
+            let p = p as usize;
+            self.leaf_values[first_leaf + p / 64][p % 64] = forest.leaf_value(leaf_base + leaf);
+            if self.linear {
+                self.leaf_ids[first_leaf + p / 64][p % 64] = (leaf_base + leaf) as u32;
+            }
+        }
+
+        let mut tests = Vec::new();
+        for (node, &(lo, hi)) in nodes.iter().zip(&left_span) {
+            let (kind, bound, column) =
+                self.test_of(node, forest, words > 1 || num_leaves > 32, index);
+            for word in lo / 64..hi.div_ceil(64) {
+                let (a, b) = (
+                    lo.max(word * 64) - word * 64,
+                    hi.min(word * 64 + 64) - word * 64,
+                );
+                let cleared = if b - a == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << (b - a)) - 1) << a
+                };
+                let test = Test {
+                    bound,
+                    keep: !cleared,
+                    column,
+                };
+                tests.push((word, kind, test));
+            }
+        }
+        // The order of tests is free: by word, then kind (and column, for locality).
+        tests.sort_by_key(|&(word, kind, test)| (word, kind, test.column));
+        let first_segment = self.segments.len() as u32;
+        for word in 0..words {
+            let mut tests_per_kind = [0u32; KINDS];
+            let first_test = self.tests.len() as u32;
+            for &(_, kind, test) in tests.iter().filter(|&&(w, _, _)| w == word) {
+                tests_per_kind[kind as usize] += 1;
+                self.tests.push(test);
+            }
+            self.segments.push(Segment {
+                first_test,
+                tests_per_kind,
+            });
+        }
+        let width = match num_leaves {
+            0..=32 => Width::Narrow,
+            33..=64 => Width::Single,
+            _ => Width::Wide(words as u32),
+        };
+        self.trees.push(TreeCode {
+            segments: first_segment..self.segments.len() as u32,
+            first_leaf: first_leaf as u32,
+            width,
+        });
+    }
+
+    /// The kind, bound and column of a node's test in a tree with 64-bit vectors
+    /// (`wide`) or 32-bit ones.
+    fn test_of(
+        &mut self,
+        node: &Node,
+        forest: &Forest,
+        wide: bool,
+        index: &mut ColumnIndex,
+    ) -> (Kind, u64, u32) {
+        match node.rule {
+            Rule::Numerical {
+                threshold,
+                nan_left,
+                zero_is_missing,
+            } => {
+                let missing = Missing::of(threshold, nan_left, zero_is_missing);
+                let column = index.key[&(node.feature, missing)];
+                let range = self
+                    .key_features
+                    .iter()
+                    .find(|f| f.columns.contains(&(column as usize)))
+                    .map_or(0..0, |f| f.thresholds.clone());
+                // The threshold's position among the feature's: `i`, the bound is `i + 1`.
+                let i = self.thresholds[range].partition_point(|&t| t < threshold);
+                (Kind::Order, i as u64 + 1, column)
+            }
+            Rule::Categorical {
+                words: (start, end),
+            } => {
+                // LightGBM's bitset words are 32 categories; wide trees pair them.
+                let words = forest.cat_words(start, end);
+                let chunks: Vec<(u32, u64)> = if wide {
+                    let pair =
+                        |w: &[u32]| u64::from(w[0]) | w.get(1).map_or(0, |&h| u64::from(h) << 32);
+                    words
+                        .chunks(2)
+                        .map(pair)
+                        .enumerate()
+                        .map(|(c, bits)| (c as u32, bits))
+                        .collect()
+                } else {
+                    words
+                        .iter()
+                        .enumerate()
+                        .map(|(c, &bits)| (c as u32, u64::from(bits)))
+                        .collect()
+                };
+                let chunks: Vec<(u32, u64)> =
+                    chunks.into_iter().filter(|&(_, bits)| bits != 0).collect();
+                let feature = node.feature;
+                if let [(chunk, bits)] = chunks[..] {
+                    let column = self.one_hot(feature, chunk, wide, index);
+                    return (Kind::Category, bits, column);
+                }
+                let first = self.chunks.len() as u32;
+                for &(chunk, bits) in &chunks {
+                    let column = self.one_hot(feature, chunk, wide, index);
+                    self.chunks.push((column, bits));
+                }
+                (Kind::CategoryChunks, chunks.len() as u64, first)
+            }
+        }
+    }
+
+    fn one_hot(&mut self, feature: u32, chunk: u32, wide: bool, index: &mut ColumnIndex) -> u32 {
+        let columns = if wide {
+            &mut self.one_hot_columns.wide
+        } else {
+            &mut self.one_hot_columns.narrow
+        };
+        *index
+            .one_hot
+            .entry((feature, chunk, wide))
+            .or_insert_with(|| {
+                columns.push(OneHotColumn { feature, chunk });
+                columns.len() as u32 - 1
+            })
+    }
+
+    /// Sums the tree outputs of every row into `out` (`k` per row), in tree order, as
+    /// LightGBM does.
+    pub fn predict_raw(&self, forest: &Forest, rows: &FeatureMatrix, k: usize, out: &mut [f64]) {
+        let mut block = Block {
+            narrow_keys: vec![[0; ROWS]; self.narrow_key_columns],
+            wide_keys: vec![[0.0; ROWS]; self.wide_key_columns],
+            narrow_one_hot: vec![[0; ROWS]; self.one_hot_columns.narrow.len()],
+            wide_one_hot: vec![[0; ROWS]; self.one_hot_columns.wide.len()],
+            words: vec![[u64::MAX; ROWS]; self.max_words],
+            sums: vec![[0.0; ROWS]; k],
+        };
+        for start in (0..rows.num_rows()).step_by(ROWS) {
+            let len = ROWS.min(rows.num_rows() - start);
+            block.sums.iter_mut().for_each(|s| *s = [0.0; ROWS]);
+            isa::score_block(self.isa, self, forest, rows, start, &mut block);
+            for (r, scores) in out[start * k..(start + len) * k]
+                .chunks_exact_mut(k)
+                .enumerate()
+            {
+                for (score, sums) in scores.iter_mut().zip(&block.sums) {
+                    *score = sums[r];
+                }
+            }
+        }
+    }
+
+    /// Computes the key and one-hot columns of rows `start..start + len`; rows past the
+    /// end get 0.
+    #[inline(always)]
+    fn fill_columns(&self, rows: &FeatureMatrix, start: usize, len: usize, block: &mut Block) {
+        for key_feature in &self.key_features {
+            let mut values = [0.0; ROWS];
+            for (r, value) in values.iter_mut().enumerate().take(len) {
+                *value = rows.row(start + r)[key_feature.feature as usize];
+            }
+            let thresholds = &self.thresholds[key_feature.thresholds.clone()];
+            let below = values.map(|x| thresholds.partition_point(|&t| t < x) as i32);
+            let columns = key_feature.columns.clone();
+            for (column, &missing) in columns.clone().zip(&self.key_columns[columns]) {
+                let keys = rank_keys(&values, &below, missing, thresholds.len());
+                if let Some(narrow) = block.narrow_keys.get_mut(column) {
+                    *narrow = keys;
+                }
+                if let Some(wide) = block.wide_keys.get_mut(column) {
+                    *wide = keys.map(f64::from);
+                }
+            }
+        }
+        let row_value = |r: usize, column: &OneHotColumn| {
+            (r < len).then(|| rows.row(start + r)[column.feature as usize])
+        };
+        for (words, column) in block
+            .narrow_one_hot
+            .iter_mut()
+            .zip(&self.one_hot_columns.narrow)
+        {
+            for (r, word) in words.iter_mut().enumerate() {
+                *word = row_value(r, column).map_or(0, |x| one_hot(x, column.chunk, 32) as u32);
+            }
+        }
+        for (words, column) in block
+            .wide_one_hot
+            .iter_mut()
+            .zip(&self.one_hot_columns.wide)
+        {
+            for (r, word) in words.iter_mut().enumerate() {
+                *word = row_value(r, column).map_or(0, |x| one_hot(x, column.chunk, 64));
+            }
+        }
+    }
+
+    /// Scores rows `start..start + ROWS` (or to the end) into `block.sums`. Inlined into one
+    /// copy per instruction set by `isa.rs`, so the loops below are compiled (and
+    /// vectorized) for each.
+    #[inline(always)]
+    pub(super) fn score_block_inline(
+        &self,
+        gather: impl LeafGather,
+        forest: &Forest,
+        rows: &FeatureMatrix,
+        start: usize,
+        block: &mut Block,
+    ) {
+        let k = block.sums.len();
+        let len = ROWS.min(rows.num_rows() - start);
+        self.fill_columns(rows, start, len, block);
+        for (t, tree) in self.trees.iter().enumerate() {
+            let segments = &self.segments[tree.segments.start as usize..tree.segments.end as usize];
+            let first_leaf = tree.first_leaf as usize;
+            let sums = &mut block.sums[t % k];
+            match tree.width {
+                Width::Narrow => {
+                    let mut v = [u32::MAX; ROWS];
+                    let columns = (&block.narrow_keys[..], &block.narrow_one_hot[..]);
+                    if let Some(segment) = segments.first() {
+                        self.run_tests(&mut v, segment, columns);
+                    }
+                    let positions = v.map(|bits| bits.trailing_zeros());
+                    self.add_leaves(
+                        gather, forest, rows, start, len, first_leaf, &positions, sums,
+                    );
+                }
+                Width::Single => {
+                    let mut v = [u64::MAX; ROWS];
+                    let columns = (&block.wide_keys[..], &block.wide_one_hot[..]);
+                    if let Some(segment) = segments.first() {
+                        self.run_tests(&mut v, segment, columns);
+                    }
+                    let positions = v.map(|bits| bits.trailing_zeros());
+                    self.add_leaves(
+                        gather, forest, rows, start, len, first_leaf, &positions, sums,
+                    );
+                }
+                Width::Wide(words) => {
+                    let v = &mut block.words[..words as usize];
+                    let columns = (&block.wide_keys[..], &block.wide_one_hot[..]);
+                    for (word, segment) in v.iter_mut().zip(segments) {
+                        let mut bits = [u64::MAX; ROWS];
+                        self.run_tests(&mut bits, segment, columns);
+                        *word = bits;
+                    }
+                    let mut positions = [0u32; ROWS];
+                    for (r, position) in positions.iter_mut().enumerate() {
+                        // The exit leaf's bit is never cleared, so some word is non-zero.
+                        let word = v.iter().position(|w| w[r] != 0).unwrap_or(0);
+                        *position = word as u32 * 64 + v[word][r].trailing_zeros();
+                    }
+                    self.add_leaves(
+                        gather, forest, rows, start, len, first_leaf, &positions, sums,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Adds each row's exit leaf output (leaf positions from the tree's first leaf word)
+    /// to its sum.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn add_leaves(
+        &self,
+        gather: impl LeafGather,
+        forest: &Forest,
+        rows: &FeatureMatrix,
+        start: usize,
+        len: usize,
+        first_leaf: usize,
+        positions: &[u32; ROWS],
+        sums: &mut [f64; ROWS],
+    ) {
+        let at = |position: u32| (first_leaf + position as usize / 64, position as usize % 64);
+        if self.linear {
+            for (r, (sum, &position)) in sums.iter_mut().zip(positions).enumerate().take(len) {
+                let (word, bit) = at(position);
+                let leaf = self.leaf_ids.get(word).map_or(0, |ids| ids[bit]);
+                *sum += forest.leaf_output(leaf as usize, rows.row(start + r));
+            }
+        } else if positions.iter().all(|&p| p < 64) {
+            // One leaf word: a fixed-size table, so the lookups need no bounds checks.
+            let values = self.leaf_values.get(first_leaf).unwrap_or(&[0.0; 64]);
+            gather.add(values, positions, sums);
+        } else {
+            for (sum, &position) in sums.iter_mut().zip(positions) {
+                let (word, bit) = at(position);
+                *sum += self.leaf_values.get(word).map_or(0.0, |values| values[bit]);
+            }
+        }
+    }
+
+    /// Applies one segment's tests to its word of the bit vectors, `v`.
+    #[inline(always)]
+    fn run_tests<W: Word>(
+        &self,
+        v: &mut [W; ROWS],
+        segment: &Segment,
+        (keys, one_hot): (&[[W::Key; ROWS]], &[[W; ROWS]]),
+    ) {
+        let per_kind = &segment.tests_per_kind;
+        let first = segment.first_test as usize;
+        let count = per_kind.iter().sum::<u32>() as usize;
+        let tests = self.tests.get(first..first + count).unwrap_or_default();
+        let (order, rest) = tests.split_at(per_kind[Kind::Order as usize] as usize);
+        let (category, chunked) = rest.split_at(per_kind[Kind::Category as usize] as usize);
+        for test in order {
+            let (bound, keep) = (W::key(test.bound), W::from_keep(test.keep));
+            let Some(x) = keys.get(test.column as usize) else {
+                continue;
+            };
+            for r in 0..ROWS {
+                v[r] = v[r] & if x[r] > bound { keep } else { W::ALL };
+            }
+        }
+        for test in category {
+            let (bits, keep) = (W::from_keep(test.bound), W::from_keep(test.keep));
+            let Some(x) = one_hot.get(test.column as usize) else {
+                continue;
+            };
+            for r in 0..ROWS {
+                v[r] = v[r] & if x[r] & bits == W::NONE { keep } else { W::ALL };
+            }
+        }
+        for test in chunked {
+            let first = test.column as usize;
+            let mut hit = [W::NONE; ROWS];
+            for &(column, bits) in self.chunks.iter().skip(first).take(test.bound as usize) {
+                let bits = W::from_keep(bits);
+                let Some(x) = one_hot.get(column as usize) else {
+                    continue;
+                };
+                for r in 0..ROWS {
+                    hit[r] = hit[r] | (x[r] & bits);
+                }
+            }
+            let keep = W::from_keep(test.keep);
+            for r in 0..ROWS {
+                v[r] = v[r] & if hit[r] == W::NONE { keep } else { W::ALL };
+            }
+        }
+    }
+}
+
+/// A row's bit vector (or one 64-leaf word of it), and the type its rank keys are
+/// compared in: one as wide as the word, so a comparison's lane mask is the word's.
+trait Word: Copy + Eq + BitAnd<Output = Self> + BitOr<Output = Self> {
+    type Key: Copy + PartialOrd;
+    const ALL: Self;
+    const NONE: Self;
+    /// The low bits of a 64-bit keep mask.
+    fn from_keep(keep: u64) -> Self;
+    /// A key (or bound) as `Key`; exact, keys are below 2^31.
+    fn key(key: u64) -> Self::Key;
+}
+
+impl Word for u32 {
+    type Key = i32;
+    const ALL: Self = u32::MAX;
+    const NONE: Self = 0;
+    #[inline(always)]
+    fn from_keep(keep: u64) -> Self {
+        keep as u32
+    }
+    #[inline(always)]
+    fn key(key: u64) -> i32 {
+        key as i32
+    }
+}
+
+/// Keys as f64 (integers, exact below 2^53): every x86-64 compares f64 lanes, while a
+/// 64-bit integer compare needs SSE4.2.
+impl Word for u64 {
+    type Key = f64;
+    const ALL: Self = u64::MAX;
+    const NONE: Self = 0;
+    #[inline(always)]
+    fn from_keep(keep: u64) -> Self {
+        keep
+    }
+    #[inline(always)]
+    fn key(key: u64) -> f64 {
+        key as f64
+    }
+}
+
+/// Scratch space for one block, allocated once per `predict_raw` call.
+#[derive(Debug)]
+pub(crate) struct Block {
+    /// Key columns for trees of at most 32 leaves, and for the others.
+    narrow_keys: Vec<[i32; ROWS]>,
+    wide_keys: Vec<[f64; ROWS]>,
+    /// One-hot columns in 32- and 64-category chunks.
+    narrow_one_hot: Vec<[u32; ROWS]>,
+    wide_one_hot: Vec<[u64; ROWS]>,
+    /// Bit vectors of the current tree when it has more than 64 leaves.
+    words: Vec<[u64; ROWS]>,
+    /// Per output: the running sum of each row.
+    sums: Vec<[f64; ROWS]>,
+}
+
+/// The rank keys (module docs) of a block's values in one key column, given
+/// `below = #{thresholds < x}` of each value: `0` or `n + 1` when missing, else
+/// `1 + below`.
+#[inline(always)]
+fn rank_keys(values: &[f64; ROWS], below: &[i32; ROWS], missing: Missing, n: usize) -> [i32; ROWS] {
+    let mut keys = [0; ROWS];
+    let (zero_is_missing, missing_key) = match missing {
+        Missing::Low => (false, 0),
+        Missing::High => (false, n as i32 + 1),
+        Missing::ZeroLow => (true, 0),
+        Missing::ZeroHigh => (true, n as i32 + 1),
+    };
+    for ((key, &x), &below) in keys.iter_mut().zip(values).zip(below) {
+        let is_missing = x.is_nan() || (zero_is_missing && x == 0.0);
+        *key = if is_missing { missing_key } else { 1 + below };
+    }
+    keys
+}
+
+/// The one-hot word of `x` for category chunk `chunk` (categories `32 * chunk` to
+/// `32 * chunk + 31`, one word of LightGBM's bitsets): NaN and `x <= -1` are in no
+/// category (they go right at every categorical split, as in LightGBM), else the
+/// category is `x` truncated toward zero.
+#[inline]
+fn one_hot(x: f64, chunk: u32, chunk_size: u32) -> u64 {
+    if x.is_nan() || x <= -1.0 {
+        return 0;
+    }
+    // Saturating: huge values land past every bitset.
+    let category = x as u32;
+    if category / chunk_size == chunk {
+        1 << (category % chunk_size)
+    } else {
+        0
+    }
+}
+
+/// For a validated tree: each leaf's left-to-right position, and for each internal node
+/// the positions `[lo, hi)` of the leaves under its left child.
+fn leaf_positions(nodes: &[Node]) -> (Vec<u32>, Vec<(usize, usize)>) {
+    let mut position = vec![0u32; nodes.len() + 1];
+    if nodes.is_empty() {
+        return (position, Vec::new());
+    }
+    // Preorder, left before right: leaves come out left to right, and every node comes
+    // before its children.
+    let mut preorder = Vec::with_capacity(nodes.len());
+    let mut stack = vec![0i32];
+    let mut next = 0u32;
+    while let Some(child) = stack.pop() {
+        if child < 0 {
+            position[!child as usize] = next;
+            next += 1;
+        } else {
+            let node = &nodes[child as usize];
+            preorder.push(child as usize);
+            stack.push(node.right);
+            stack.push(node.left);
+        }
+    }
+    // Leaf span of every subtree, children before parents.
+    let mut span = vec![(0usize, 0usize); nodes.len()];
+    let span_of = |child: i32, span: &[(usize, usize)]| {
+        if child < 0 {
+            let p = position[!child as usize] as usize;
+            (p, p + 1)
+        } else {
+            span[child as usize]
+        }
+    };
+    for &i in preorder.iter().rev() {
+        let (lo, _) = span_of(nodes[i].left, &span);
+        let (_, hi) = span_of(nodes[i].right, &span);
+        span[i] = (lo, hi);
+    }
+    let left_span = nodes.iter().map(|n| span_of(n.left, &span)).collect();
+    (position, left_span)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scorer against the plain node-by-node walk of `tree.rs`, on every committed
+    //! LightGBM fixture model and every instruction set this CPU has, with rows built
+    //! from the values where decisions flip: each threshold and its neighbouring f64s,
+    //! ±0, values inside LightGBM's zero threshold, NaN, ±inf, and categories inside,
+    //! at the edge of and beyond every bitset.
+
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::engine::{FeatureMatrix, Model};
+
+    /// A fixture model and, per feature, the values worth trying.
+    struct Case {
+        name: String,
+        model: Model,
+        values: Vec<Vec<f64>>,
+    }
+
+    const EVERYWHERE: [f64; 10] = [
+        0.0,
+        -0.0,
+        1e-36,
+        -1e-36,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e300,
+        -1e300,
+        0.5,
+    ];
+
+    fn cases() -> &'static [Case] {
+        static CASES: OnceLock<Vec<Case>> = OnceLock::new();
+        CASES.get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine");
+            let mut dirs: Vec<_> = std::fs::read_dir(root)
+                .expect("fixtures")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.join("model.txt").exists())
+                .collect();
+            dirs.sort();
+            dirs.iter()
+                .map(|dir| {
+                    let model = Model::from_file(&dir.join("model.txt")).expect("fixture model");
+                    let values = interesting_values(&model);
+                    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+                    Case {
+                        name,
+                        model,
+                        values,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    fn interesting_values(model: &Model) -> Vec<Vec<f64>> {
+        let forest = model.forest();
+        let mut values = vec![EVERYWHERE.to_vec(); model.num_features()];
+        for t in 0..forest.len() {
+            for node in forest.tree(t).0 {
+                let pool = &mut values[node.feature as usize];
+                match node.rule {
+                    Rule::Numerical { threshold, .. } => {
+                        pool.extend([threshold, threshold.next_up(), threshold.next_down()]);
+                    }
+                    Rule::Categorical {
+                        words: (start, end),
+                    } => {
+                        let top = (end - start) * 32;
+                        pool.extend((0..=top).map(f64::from));
+                        pool.extend([-0.5, -1.0, -1.5, 63.9, 64.0, 4e9, 1e20]);
+                    }
+                }
+            }
+        }
+        values
+    }
+
+    /// The node walk's raw scores, summed in tree order per output.
+    fn reference(model: &Model, rows: &FeatureMatrix) -> Vec<f64> {
+        let (forest, k) = (model.forest(), model.num_outputs());
+        let mut out = vec![0.0; rows.num_rows() * k];
+        for r in 0..rows.num_rows() {
+            for t in 0..forest.len() {
+                out[r * k + t % k] += forest.predict_tree(t, rows.row(r));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn scorer_equals_the_node_walk_bit_for_bit(
+            case in 0..cases().len(),
+            num_rows in 1usize..150,
+            picks in prop::collection::vec(any::<Index>(), 4096),
+        ) {
+            let Case { name, model, values } = &cases()[case];
+            let mut rows = FeatureMatrix::missing(num_rows, model.num_features());
+            let mut pick = picks.iter().cycle();
+            for r in 0..num_rows {
+                for (f, pool) in values.iter().enumerate() {
+                    let index = pick.next().expect("cycle never ends");
+                    rows.set(r, f, pool[index.index(pool.len())]);
+                }
+            }
+            let want = reference(model, &rows);
+            let mut scorer = Scorer::new(model.forest());
+            for isa in Isa::ALL {
+                if scorer.set_isa(isa) != isa {
+                    continue;
+                }
+                let mut got = vec![0.0; want.len()];
+                scorer.predict_raw(model.forest(), &rows, model.num_outputs(), &mut got);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    prop_assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{name}, {isa}, output {i}: scorer {g:?}, node walk {w:?}"
+                    );
+                }
+            }
+        }
+    }
+}
