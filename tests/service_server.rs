@@ -92,6 +92,39 @@ async fn random_requests_rank_as_the_engine_reference() {
 }
 
 #[tokio::test]
+async fn a_large_request_ranked_alone_is_scored_on_two_threads_exactly() {
+    // 4,099 candidates (past the two-thread threshold of 2,048, an odd count), with
+    // different features missing in each repetition of the example's candidates, so
+    // that every row of either half is told apart.
+    let mut request = common::repeated_request(4099);
+    for (i, candidate) in request["candidates"]
+        .as_array_mut()
+        .expect("candidates")
+        .iter_mut()
+        .enumerate()
+    {
+        let features = candidate["features"].as_object_mut().expect("features");
+        let keys: Vec<String> = features.keys().cloned().collect();
+        for (j, key) in keys.iter().enumerate() {
+            if (i / 1000 + j) % 3 == 0 {
+                features.insert(key.clone(), Value::Null);
+            }
+        }
+    }
+    request["k"] = json!(4099);
+    let repo = common::temp_repo();
+    let server = common::start(common::test_config(repo.path())).await;
+    let serving = server.state.serving_now().expect("serving");
+    let (status, body) = rank(&reqwest::Client::new(), &server.url, &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        common::response_items(&body),
+        common::reference_rank(&serving.bundle, &request)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn sparse_and_dense_forms_rank_the_same() {
     let repo = common::temp_repo();
     let server = common::start(common::test_config(repo.path())).await;

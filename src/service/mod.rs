@@ -8,7 +8,7 @@
 
 mod admin;
 mod error;
-mod features;
+pub mod features;
 mod info;
 pub mod metrics;
 pub mod protobuf;
@@ -157,6 +157,12 @@ impl AppState {
     /// (the request is shed, not queued).
     pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.inflight.clone().try_acquire_owned().ok()
+    }
+
+    /// Whether the calling ranking job is the only one admitted: then a second core is
+    /// free to share its scoring.
+    pub fn ranking_alone(&self) -> bool {
+        self.inflight.available_permits() + 1 >= self.config.max_inflight_requests
     }
 
     /// The serving version, for one request's whole life.

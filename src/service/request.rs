@@ -54,6 +54,13 @@ pub struct Features<'a>(pub Vec<(Cow<'a, str>, FeatureValue<'a>)>);
 impl<'a> RankRequest<'a> {
     /// Decodes a request body; the error message names the offending field.
     pub fn decode(body: &'a [u8]) -> Result<Self, ApiError> {
+        // Tracking the path costs as much as the decoding itself, so it is done only to
+        // explain a body that has already failed.
+        serde_json::from_slice(body).or_else(|_| Self::decode_with_path(body))
+    }
+
+    /// Decodes `body` tracking the path of each value, for the error message.
+    fn decode_with_path(body: &'a [u8]) -> Result<Self, ApiError> {
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let request: Self = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
