@@ -199,7 +199,8 @@ pub(crate) struct Scorer {
 /// Column indices while the scorer is built.
 #[derive(Debug, Default)]
 struct ColumnIndex {
-    key: HashMap<(u32, Missing), u32>,
+    /// By `(feature, missing)`: the key column and its [`KeyFeature`].
+    key: HashMap<(u32, Missing), (u32, usize)>,
     /// By `(feature, chunk, wide)`.
     one_hot: HashMap<(u32, u32, bool), u32>,
 }
@@ -295,14 +296,12 @@ impl Scorer {
                     columns: column..column,
                 });
             }
-            let Some(key_feature) = self.key_features.last_mut() else {
-                continue;
-            };
-            index
-                .key
-                .insert((feature, missing), self.key_columns.len() as u32);
+            let at = (self.key_columns.len() as u32, self.key_features.len() - 1);
+            index.key.insert((feature, missing), at);
             self.key_columns.push(missing);
-            key_feature.columns.end = self.key_columns.len();
+            if let Some(key_feature) = self.key_features.last_mut() {
+                key_feature.columns.end = self.key_columns.len();
+            }
         }
     }
 
@@ -391,12 +390,8 @@ impl Scorer {
                 zero_is_missing,
             } => {
                 let missing = Missing::of(threshold, nan_left, zero_is_missing);
-                let column = index.key[&(node.feature, missing)];
-                let range = self
-                    .key_features
-                    .iter()
-                    .find(|f| f.columns.contains(&(column as usize)))
-                    .map_or(0..0, |f| f.thresholds.clone());
+                let (column, key_feature) = index.key[&(node.feature, missing)];
+                let range = self.key_features[key_feature].thresholds.clone();
                 // The threshold's position among the feature's: `i`, the bound is `i + 1`.
                 let i = self.thresholds[range].partition_point(|&t| t < threshold);
                 (Kind::Order, i as u64 + 1, column)
