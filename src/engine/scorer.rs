@@ -325,10 +325,14 @@ impl Scorer {
             }
         }
 
+        let width = match num_leaves {
+            0..=32 => Width::Narrow,
+            33..=64 => Width::Single,
+            _ => Width::Wide(words as u32),
+        };
         let mut tests = Vec::new();
         for (node, &(lo, hi)) in nodes.iter().zip(&left_span) {
-            let (kind, bound, column) =
-                self.test_of(node, forest, words > 1 || num_leaves > 32, index);
+            let (kind, bound, column) = self.test_of(node, forest, width != Width::Narrow, index);
             for word in lo / 64..hi.div_ceil(64) {
                 let (a, b) = (
                     lo.max(word * 64) - word * 64,
@@ -362,11 +366,6 @@ impl Scorer {
                 tests_per_kind,
             });
         }
-        let width = match num_leaves {
-            0..=32 => Width::Narrow,
-            33..=64 => Width::Single,
-            _ => Width::Wide(words as u32),
-        };
         self.trees.push(TreeCode {
             segments: first_segment..self.segments.len() as u32,
             first_leaf: first_leaf as u32,
@@ -475,8 +474,8 @@ impl Scorer {
         }
     }
 
-    /// Computes the key and one-hot columns of rows `start..start + len`; rows past the
-    /// end get 0.
+    /// Computes the key and one-hot columns of rows `start..start + len`; the block's
+    /// rows past the end read as the value 0 (their scores are never copied out).
     #[inline(always)]
     fn fill_columns(&self, rows: &FeatureMatrix, start: usize, len: usize, block: &mut Block) {
         for key_feature in &self.key_features {
