@@ -5,7 +5,7 @@
 //!
 //! The kernels themselves are safe Rust; `#[target_feature]` only lets the compiler
 //! vectorize them wider. Nothing depends on `-C target-cpu`: a binary built for plain
-//! x86-64 uses AVX-512 where the CPU has it, and the portable copy everywhere else.
+//! x86-64 uses AVX-512 or AVX2 where the CPU has them, and the portable copy elsewhere.
 //! Every copy computes the same scores, bit for bit (the tests run all of them).
 
 use super::matrix::FeatureMatrix;
