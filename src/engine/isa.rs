@@ -76,10 +76,12 @@ pub fn detect() -> Isa {
     Isa::Portable
 }
 
-/// Adds `values[positions[r] % 64]` to `sums[r]` for every row of a block: the leaf
-/// lookup, which the compiler leaves scalar; the x86 copies use gather instructions.
+/// Adds `values[positions[r]]` to `sums[r]` for every row of a block (a position past
+/// the end reads the last value; `values` is a tree's leaf table, never empty): the
+/// leaf lookup, which the compiler leaves scalar; the x86 copies use gather
+/// instructions.
 pub(crate) trait LeafGather: Copy {
-    fn add(self, values: &[f64; ROWS], positions: &[u32; ROWS], sums: &mut [f64; ROWS]);
+    fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]);
 }
 
 /// One row at a time; every CPU.
@@ -88,9 +90,12 @@ pub(crate) struct Scalar;
 
 impl LeafGather for Scalar {
     #[inline(always)]
-    fn add(self, values: &[f64; ROWS], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+    fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+        let Some(last) = values.len().checked_sub(1) else {
+            return;
+        };
         for (sum, &position) in sums.iter_mut().zip(positions) {
-            *sum += values[position as usize % ROWS];
+            *sum += values[(position as usize).min(last)];
         }
     }
 }
@@ -150,6 +155,15 @@ mod x86 {
         unsafe { score_avx2(s, f, rows, start, b) }
     }
 
+    /// The last index of `values` as a gather index, if `values` is not empty.
+    #[inline(always)]
+    fn last_index(values: &[f64]) -> Option<i32> {
+        values
+            .len()
+            .checked_sub(1)
+            .and_then(|i| i32::try_from(i).ok())
+    }
+
     /// Eight rows per gather. Only `score_avx512` makes one (the private field), so it
     /// only runs where AVX-512 was detected.
     #[derive(Debug, Clone, Copy)]
@@ -157,15 +171,18 @@ mod x86 {
 
     impl LeafGather for Avx512Gather {
         #[inline(always)]
-        fn add(self, values: &[f64; ROWS], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+        fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+            let Some(last) = last_index(values) else {
+                return;
+            };
             // SAFETY: AVX-512F is present (see the type); every pointer below reads or
             // writes 8 elements inside its array (`lane + 8 <= ROWS`), and every gathered
-            // index is masked to 0..64, inside `values`.
+            // index is clamped to `last`, inside `values`.
             unsafe {
-                let mask = _mm256_set1_epi32(ROWS as i32 - 1);
+                let last = _mm256_set1_epi32(last);
                 for lane in (0..ROWS).step_by(8) {
                     let index = _mm256_loadu_si256(positions.as_ptr().add(lane).cast());
-                    let index = _mm256_and_si256(index, mask);
+                    let index = _mm256_min_epu32(index, last);
                     let leaf = _mm512_i32gather_pd::<8>(index, values.as_ptr());
                     let sum = _mm512_loadu_pd(sums.as_ptr().add(lane));
                     _mm512_storeu_pd(sums.as_mut_ptr().add(lane), _mm512_add_pd(sum, leaf));
@@ -180,20 +197,46 @@ mod x86 {
 
     impl LeafGather for Avx2Gather {
         #[inline(always)]
-        fn add(self, values: &[f64; ROWS], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+        fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+            let Some(last) = last_index(values) else {
+                return;
+            };
             // SAFETY: AVX2 is present (see the type); every pointer below reads or writes
             // 4 elements inside its array (`lane + 4 <= ROWS`), and every gathered index
-            // is masked to 0..64, inside `values`.
+            // is clamped to `last`, inside `values`.
             unsafe {
-                let mask = _mm_set1_epi32(ROWS as i32 - 1);
+                let last = _mm_set1_epi32(last);
                 for lane in (0..ROWS).step_by(4) {
                     let index = _mm_loadu_si128(positions.as_ptr().add(lane).cast());
-                    let index = _mm_and_si128(index, mask);
+                    let index = _mm_min_epu32(index, last);
                     let leaf = _mm256_i32gather_pd::<8>(values.as_ptr(), index);
                     let sum = _mm256_loadu_pd(sums.as_ptr().add(lane));
                     _mm256_storeu_pd(sums.as_mut_ptr().add(lane), _mm256_add_pd(sum, leaf));
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_and_unknown_names_are_refused() {
+        for isa in Isa::ALL {
+            assert_eq!(isa.name().parse::<Isa>(), Ok(isa));
+        }
+        let error = "sse9".parse::<Isa>().expect_err("unknown");
+        assert!(error.contains("`sse9`"), "{error}");
+    }
+
+    #[test]
+    fn a_scorer_never_uses_more_than_the_cpu_has() {
+        let forest = super::super::tree::Forest::default();
+        let mut scorer = Scorer::new(&forest);
+        assert_eq!(scorer.isa(), detect());
+        assert_eq!(scorer.set_isa(Isa::Avx512), detect());
+        assert_eq!(scorer.set_isa(Isa::Portable), Isa::Portable);
     }
 }

@@ -536,55 +536,63 @@ impl Scorer {
         self.fill_columns(rows, start, len, block);
         for (t, tree) in self.trees.iter().enumerate() {
             let segments = &self.segments[tree.segments.start as usize..tree.segments.end as usize];
-            let first_leaf = tree.first_leaf as usize;
-            let sums = &mut block.sums[t % k];
-            match tree.width {
-                Width::Narrow => {
-                    let mut v = [u32::MAX; ROWS];
-                    let columns = (&block.narrow_keys[..], &block.narrow_one_hot[..]);
-                    if let Some(segment) = segments.first() {
-                        self.run_tests(&mut v, segment, columns);
-                    }
-                    let positions = v.map(|bits| bits.trailing_zeros());
-                    self.add_leaves(
-                        gather, forest, rows, start, len, first_leaf, &positions, sums,
-                    );
-                }
-                Width::Single => {
-                    let mut v = [u64::MAX; ROWS];
-                    let columns = (&block.wide_keys[..], &block.wide_one_hot[..]);
-                    if let Some(segment) = segments.first() {
-                        self.run_tests(&mut v, segment, columns);
-                    }
-                    let positions = v.map(|bits| bits.trailing_zeros());
-                    self.add_leaves(
-                        gather, forest, rows, start, len, first_leaf, &positions, sums,
-                    );
-                }
+            let narrow = (&block.narrow_keys[..], &block.narrow_one_hot[..]);
+            let wide = (&block.wide_keys[..], &block.wide_one_hot[..]);
+            let positions = match tree.width {
+                Width::Narrow => self.exit_positions::<u32>(segments, narrow),
+                Width::Single => self.exit_positions::<u64>(segments, wide),
                 Width::Wide(words) => {
                     let v = &mut block.words[..words as usize];
-                    let columns = (&block.wide_keys[..], &block.wide_one_hot[..]);
-                    for (word, segment) in v.iter_mut().zip(segments) {
-                        let mut bits = [u64::MAX; ROWS];
-                        self.run_tests(&mut bits, segment, columns);
-                        *word = bits;
-                    }
-                    let mut positions = [0u32; ROWS];
-                    for (r, position) in positions.iter_mut().enumerate() {
-                        // The exit leaf's bit is never cleared, so some word is non-zero.
-                        let word = v.iter().position(|w| w[r] != 0).unwrap_or(0);
-                        *position = word as u32 * 64 + v[word][r].trailing_zeros();
-                    }
-                    self.add_leaves(
-                        gather, forest, rows, start, len, first_leaf, &positions, sums,
-                    );
+                    self.wide_exit_positions(segments, wide, v)
                 }
-            }
+            };
+            let leaves = (tree.first_leaf as usize, tree.width);
+            let sums = &mut block.sums[t % k];
+            self.add_leaves(gather, forest, rows, start, len, leaves, &positions, sums);
         }
     }
 
-    /// Adds each row's exit leaf output (leaf positions from the tree's first leaf word)
-    /// to its sum.
+    /// The exit leaf position of every row in a tree of several 64-bit words, `v` (one
+    /// per segment), counted from its first word.
+    #[inline(always)]
+    fn wide_exit_positions(
+        &self,
+        segments: &[Segment],
+        columns: (&[[f64; ROWS]], &[[u64; ROWS]]),
+        v: &mut [[u64; ROWS]],
+    ) -> [u32; ROWS] {
+        for (word, segment) in v.iter_mut().zip(segments) {
+            // A local copy, which the compiler keeps in registers.
+            let mut bits = [u64::MAX; ROWS];
+            self.run_tests(&mut bits, segment, columns);
+            *word = bits;
+        }
+        let mut positions = [0u32; ROWS];
+        for (r, position) in positions.iter_mut().enumerate() {
+            // The exit leaf's bit is never cleared, so some word is non-zero.
+            let word = v.iter().position(|w| w[r] != 0).unwrap_or(0);
+            *position = word as u32 * 64 + v[word][r].trailing_zeros();
+        }
+        positions
+    }
+
+    /// The exit leaf position of every row in a tree of one word (`W` wide).
+    #[inline(always)]
+    fn exit_positions<W: Word>(
+        &self,
+        segments: &[Segment],
+        columns: (&[[W::Key; ROWS]], &[[W; ROWS]]),
+    ) -> [u32; ROWS] {
+        let mut v = [W::ALL; ROWS];
+        if let Some(segment) = segments.first() {
+            self.run_tests(&mut v, segment, columns);
+        }
+        v.map(W::lowest_set)
+    }
+
+    /// Adds each row's exit leaf output to its sum; `leaves` are the tree's first leaf
+    /// word and its width, `positions` count from that word (so they index the tree's
+    /// leaf table).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn add_leaves(
@@ -594,26 +602,24 @@ impl Scorer {
         rows: &FeatureMatrix,
         start: usize,
         len: usize,
-        first_leaf: usize,
+        (first_leaf, width): (usize, Width),
         positions: &[u32; ROWS],
         sums: &mut [f64; ROWS],
     ) {
-        let at = |position: u32| (first_leaf + position as usize / 64, position as usize % 64);
+        let words = match width {
+            Width::Wide(words) => words as usize,
+            Width::Narrow | Width::Single => 1,
+        };
         if self.linear {
+            let ids = self.leaf_ids.get(first_leaf..first_leaf + words);
+            let ids = ids.unwrap_or_default().as_flattened();
             for (r, (sum, &position)) in sums.iter_mut().zip(positions).enumerate().take(len) {
-                let (word, bit) = at(position);
-                let leaf = self.leaf_ids.get(word).map_or(0, |ids| ids[bit]);
+                let leaf = ids.get(position as usize).copied().unwrap_or(0);
                 *sum += forest.leaf_output(leaf as usize, rows.row(start + r));
             }
-        } else if positions.iter().all(|&p| p < 64) {
-            // One leaf word: a fixed-size table, so the lookups need no bounds checks.
-            let values = self.leaf_values.get(first_leaf).unwrap_or(&[0.0; 64]);
-            gather.add(values, positions, sums);
         } else {
-            for (sum, &position) in sums.iter_mut().zip(positions) {
-                let (word, bit) = at(position);
-                *sum += self.leaf_values.get(word).map_or(0.0, |values| values[bit]);
-            }
+            let values = self.leaf_values.get(first_leaf..first_leaf + words);
+            gather.add(values.unwrap_or_default().as_flattened(), positions, sums);
         }
     }
 
@@ -679,6 +685,8 @@ trait Word: Copy + Eq + BitAnd<Output = Self> + BitOr<Output = Self> {
     fn from_keep(keep: u64) -> Self;
     /// A key (or bound) as `Key`; exact, keys are below 2^31.
     fn key(key: u64) -> Self::Key;
+    /// The position of the lowest set bit (the exit leaf).
+    fn lowest_set(self) -> u32;
 }
 
 impl Word for u32 {
@@ -692,6 +700,10 @@ impl Word for u32 {
     #[inline(always)]
     fn key(key: u64) -> i32 {
         key as i32
+    }
+    #[inline(always)]
+    fn lowest_set(self) -> u32 {
+        self.trailing_zeros()
     }
 }
 
@@ -708,6 +720,10 @@ impl Word for u64 {
     #[inline(always)]
     fn key(key: u64) -> f64 {
         key as f64
+    }
+    #[inline(always)]
+    fn lowest_set(self) -> u32 {
+        self.trailing_zeros()
     }
 }
 
