@@ -121,15 +121,10 @@ async fn track(State(state): State<Arc<AppState>>, mut request: Request, next: N
         )
         .into_http();
     }
-    let metrics = &state.metrics;
-    metrics
-        .request_duration
-        .with_label_values(&[&route])
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[route.as_str(), &http_status(code).to_string()])
-        .inc();
+    let status = http_status(code).to_string();
+    state
+        .metrics
+        .observe_request(&route, &status, start.elapsed());
     response
 }
 

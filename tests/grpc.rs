@@ -130,24 +130,6 @@ fn small_request(n: usize) -> Value {
     request
 }
 
-/// The example's candidates repeated to `n`, each with its own id.
-fn many_candidates(n: usize) -> Value {
-    let mut request = common::example("rank_request.json");
-    let pool = request["candidates"]
-        .as_array()
-        .expect("candidates")
-        .clone();
-    let many: Vec<Value> = (0..n)
-        .map(|i| {
-            let mut c = pool[i % pool.len()].clone();
-            c["id"] = json!(format!("c{i}"));
-            c
-        })
-        .collect();
-    request["candidates"] = json!(many);
-    request
-}
-
 fn requests(state: &giftrank::service::AppState, status: &str) -> u64 {
     state
         .metrics
@@ -200,6 +182,26 @@ async fn grpc_ranks_exactly_as_the_json_path() {
     server.shutdown().await;
 }
 
+/// POSTs `body` to `url` as `application/x-protobuf`.
+async fn post_protobuf(http: &reqwest::Client, url: &str, body: Vec<u8>) -> reqwest::Response {
+    post_as(http, url, "application/x-protobuf", body).await
+}
+
+/// POSTs `body` to `url` with the content type `content_type`.
+async fn post_as(
+    http: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    http.post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("sent")
+}
+
 #[tokio::test]
 async fn protobuf_over_http_ranks_exactly_as_json() {
     let (_repo, server) = start(|_| {}).await;
@@ -209,13 +211,7 @@ async fn protobuf_over_http_ranks_exactly_as_json() {
         let json = common::example(name);
         let expected = rank_json(&server.url, &json).await;
         // A protobuf request is answered in protobuf.
-        let response = http
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(to_proto(&json).encode_to_vec())
-            .send()
-            .await
-            .expect("sent");
+        let response = post_protobuf(&http, &url, to_proto(&json).encode_to_vec()).await;
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(response.headers()["content-type"], "application/x-protobuf");
         let body = response.bytes().await.expect("body");
@@ -235,13 +231,7 @@ async fn protobuf_over_http_ranks_exactly_as_json() {
         assert_eq!(pb::RankResponse::decode(body).expect("protobuf"), expected);
     }
     // A body that is not a RankRequest is a 400 (errors are JSON whatever the format).
-    let response = http
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(vec![0xff_u8, 0xff, 0xff])
-        .send()
-        .await
-        .expect("sent");
+    let response = post_protobuf(&http, &url, vec![0xff_u8, 0xff, 0xff]).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.expect("JSON error");
     assert_eq!(error["error"]["code"], "invalid_request");
@@ -254,13 +244,7 @@ async fn protobuf_over_http_ranks_exactly_as_json() {
     // Validation names the field as it does for JSON.
     let mut message = to_proto(&small_request(2));
     message.m = Some(0);
-    let response = http
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(message.encode_to_vec())
-        .send()
-        .await
-        .expect("sent");
+    let response = post_protobuf(&http, &url, message.encode_to_vec()).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.expect("JSON error");
     assert!(
@@ -270,13 +254,7 @@ async fn protobuf_over_http_ranks_exactly_as_json() {
         "{error}"
     );
     // Other content types stay 415.
-    let response = http
-        .post(&url)
-        .header("content-type", "application/grpc")
-        .body(message.encode_to_vec())
-        .send()
-        .await
-        .expect("sent");
+    let response = post_as(&http, &url, "application/grpc", message.encode_to_vec()).await;
     assert_eq!(response.status(), 415);
     server.shutdown().await;
 }
@@ -462,7 +440,7 @@ async fn over_the_limits_is_resource_exhausted() {
     assert_eq!(rejected(&server.state, "too_many_candidates"), 1);
 
     // A message over max_body_bytes is refused before it is decoded.
-    let big = to_proto(&many_candidates(200));
+    let big = to_proto(&common::repeated_request(200));
     assert!(big.encoded_len() > 8 * 1024);
     let status = client.rank(big).await.expect_err("refused");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
@@ -519,7 +497,7 @@ async fn past_the_deadline_is_deadline_exceeded() {
     let (_repo, server) = start(|_| {}).await;
     let mut client = deadline_blind_client(&server.grpc_url);
     // 10,000 candidates take far longer than 1 ms to decode and score.
-    let mut request = tonic::Request::new(to_proto(&many_candidates(10_000)));
+    let mut request = tonic::Request::new(to_proto(&common::repeated_request(10_000)));
     request.set_timeout(Duration::from_millis(1));
     let status = client.rank(request).await.expect_err("too late");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -535,7 +513,7 @@ async fn past_the_deadline_is_deadline_exceeded() {
     let (_repo, server) = start(|c| c.request_timeout_ms = 1).await;
     let mut client = deadline_blind_client(&server.grpc_url);
     let status = client
-        .rank(to_proto(&many_candidates(10_000)))
+        .rank(to_proto(&common::repeated_request(10_000)))
         .await
         .expect_err("too late");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -547,7 +525,7 @@ async fn past_the_deadline_is_deadline_exceeded() {
 async fn an_in_flight_call_completes_across_shutdown() {
     let (_repo, server) = start(|c| c.request_timeout_ms = 60_000).await;
     let mut client = ranker(&server.grpc_url).await;
-    let mut big = to_proto(&many_candidates(10_000));
+    let mut big = to_proto(&common::repeated_request(10_000));
     big.k = Some(10);
     let in_flight = tokio::spawn(async move { client.rank(big).await });
     // Wait until the server has admitted the call (the gauge counts it), then shut down.

@@ -29,6 +29,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records one answered request or call: its latency, and its count by route and
+    /// status.
+    pub fn observe_request(&self, route: &str, status: &str, elapsed: std::time::Duration) {
+        self.request_duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+        self.http_requests.with_label_values(&[route, status]).inc();
+    }
+
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("giftrank".into()), None).expect("valid prefix");
         // 100 µs … ~13 s.

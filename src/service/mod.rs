@@ -357,15 +357,9 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let start = Instant::now();
     let response = next.run(request).await;
-    let metrics = &state.metrics;
-    metrics
-        .request_duration
-        .with_label_values(&[&route])
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .http_requests
-        .with_label_values(&[&route, response.status().as_str()])
-        .inc();
+    state
+        .metrics
+        .observe_request(&route, response.status().as_str(), start.elapsed());
     response
 }
 
