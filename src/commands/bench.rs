@@ -61,3 +61,29 @@ pub fn run(
     writeln!(out, "ns_per_row={best:.1}")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_the_chosen_instruction_set_and_ends_with_ns_per_row() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine/single_leaf");
+        let mut out = Vec::new();
+        run(
+            &dir.join("model.txt"),
+            &dir.join("data.csv"),
+            Some(Isa::Portable),
+            &mut out,
+        )
+        .expect("bench runs");
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert!(text.lines().any(|l| l == "isa=portable"), "{text}");
+        let last = text.lines().last().expect("output");
+        let ns: f64 = last
+            .strip_prefix("ns_per_row=")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("last line {last:?}"));
+        assert!(ns > 0.0);
+    }
+}
