@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use giftrank::bundle::Bundle;
-use giftrank::ranking;
-use giftrank::service::features::{Batch, FeatureIndex, Side};
-use giftrank::service::rank::{json_response, Ranked, RankedItem};
-use giftrank::service::request::RankRequest;
+use giftrank::http::json;
+use giftrank::order;
+use giftrank::ranker::features::{Batch, FeatureIndex, Side};
+use giftrank::ranker::{Ranked, RankedItem};
 use serde_json::Value;
 
 /// The example request with its candidates repeated (fresh ids) up to `n`.
@@ -48,13 +48,13 @@ fn rank_stages(c: &mut Criterion) {
         let sparse = request_body("rank_request.json", n);
         let dense = request_body("rank_request_dense.json", n);
         group.bench_with_input(BenchmarkId::new("decode_sparse", n), &sparse, |b, body| {
-            b.iter(|| RankRequest::decode(black_box(body)).expect("valid"))
+            b.iter(|| json::decode(black_box(body)).expect("valid"))
         });
         group.bench_with_input(BenchmarkId::new("decode_dense", n), &dense, |b, body| {
-            b.iter(|| RankRequest::decode(black_box(body)).expect("valid"))
+            b.iter(|| json::decode(black_box(body)).expect("valid"))
         });
 
-        let request = RankRequest::decode(&sparse).expect("valid");
+        let request = json::decode(&sparse).expect("valid");
         let m = request.m.map_or(bundle.default_m, |m| m as usize);
         let all: Vec<usize> = (0..n).collect();
         group.bench_function(BenchmarkId::new("assemble_direct_matrix", n), |b| {
@@ -70,18 +70,18 @@ fn rank_stages(c: &mut Criterion) {
             b.iter(|| bundle.direct.predict(black_box(&matrix), &mut d))
         });
         group.bench_function(BenchmarkId::new("top_m", n), |b| {
-            b.iter(|| ranking::recall(black_box(&d), m))
+            b.iter(|| order::recall(black_box(&d), m))
         });
-        let recalled = ranking::recall(&d, m);
+        let recalled = order::recall(&d, m);
         let mut s = vec![0.0; recalled.len()];
         group.bench_function(BenchmarkId::new("stage2_and_order", n), |b| {
             b.iter(|| {
                 let matrix = batch.matrix(Side::Stage2, &bundle.stage2, &recalled);
                 bundle.stage2.predict(&matrix, &mut s);
-                ranking::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize))
+                order::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize))
             })
         });
-        let order = ranking::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize));
+        let order = order::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize));
         let ranked = Ranked {
             m: recalled.len(),
             items: order
@@ -94,7 +94,7 @@ fn rank_stages(c: &mut Criterion) {
                 .collect(),
         };
         group.bench_function(BenchmarkId::new("encode_json", n), |b| {
-            b.iter(|| json_response(bundle.version, &request, &ranked, None).expect("encodes"))
+            b.iter(|| json::response(1, &request, &ranked, None).expect("encodes"))
         });
     }
     group.finish();

@@ -7,6 +7,7 @@
 #   - Prometheus rules: promtool check rules + the unit tests in rules_test.yml; the
 #     dashboard's queries parsed by promtool too
 #   - Dockerfile: hadolint; shell scripts: shellcheck; dashboard JSON parses
+#   - the live /openapi.json of the release binary: openapi-spec-validator (OpenAPI 3.1)
 # Tools go into target/deploy-tools/ (git-ignored): a venv from deploy/requirements-check.txt
 # (PyPI) and promtool unpacked from Debian's `prometheus` package (apt-get download, no
 # install, no service started). A second run reuses them. Exit status 1 on any failure.
@@ -109,7 +110,8 @@ PROMTOOL=$(realpath "$PROMTOOL")
 rule_tests() { (cd deploy/prometheus && "$PROMTOOL" test rules rules_test.yml); }
 run "promtool test rules deploy/prometheus/rules_test.yml" rule_tests
 run "dashboard queries parse (promtool)" "$PROMTOOL" check rules "$TOOLS/dashboard-queries.yml"
-# The service's own /metrics, after one ranked request, must lint clean.
+# The service's own /metrics, after one ranked request, must lint clean; its
+# /openapi.json is kept for the validator below.
 live_metrics() {
     # The same build `cargo test --release` makes (a no-op after it), binary included.
     cargo test --release --no-run --quiet 2>/dev/null || return 1
@@ -123,7 +125,8 @@ live_metrics() {
     done
     curl -sf -X POST -H 'Content-Type: application/json' --data-binary @examples/rank_request.json \
         "http://127.0.0.1:$port/rank" >/dev/null &&
-        curl -sf "http://127.0.0.1:$port/metrics" >"$TOOLS/metrics.txt" || ok=1
+        curl -sf "http://127.0.0.1:$port/metrics" >"$TOOLS/metrics.txt" &&
+        curl -sf "http://127.0.0.1:$port/openapi.json" >"$TOOLS/openapi.json" || ok=1
     kill -TERM "$server" && wait "$server" || ok=1
     [[ $ok -eq 0 ]] || return 1
     local lint
@@ -131,6 +134,8 @@ live_metrics() {
     [[ -z "$lint" ]] || { echo "$lint"; return 1; }
 }
 run "promtool check metrics on a live /metrics (no warnings)" live_metrics
+run "openapi-spec-validator on the live /openapi.json" \
+    "$VENV/bin/openapi-spec-validator" "$TOOLS/openapi.json"
 run "dashboard JSON parses: deploy/grafana/giftrank.json" \
     python3 -m json.tool deploy/grafana/giftrank.json /dev/null
 run "hadolint Dockerfile" "$VENV/bin/hadolint" --no-color --config .hadolint.yaml Dockerfile

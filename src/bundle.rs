@@ -67,11 +67,10 @@ fn default_tolerance() -> f64 {
     1e-9
 }
 
-/// A validated version: both models loaded and checked, ready to serve.
+/// A validated bundle: both models loaded and checked, ready to serve. Its version number
+/// is the repository's to give, not the bundle's.
 #[derive(Debug)]
 pub struct Bundle {
-    /// The version directory's number.
-    pub version: u64,
     /// Recall model: scores every candidate.
     pub direct: Model,
     /// Rerank model: scores the Top-M.
@@ -85,32 +84,23 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Loads and validates the version directory `dir` (named by its version number) exactly
-    /// as the service does before serving it.
+    /// Loads and validates the bundle directory `dir` (any directory holding
+    /// `bundle.toml`) exactly as the service does before serving it.
     pub fn load(dir: &Path) -> Result<Self, BundleError> {
-        let version = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| {
-                BundleError::Config(format!(
-                    "{} is not a numbered version directory",
-                    dir.display()
-                ))
-            })?;
         let bundle_path = dir.join(BUNDLE_FILE);
-        let text = match std::fs::read_to_string(&bundle_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BundleError::Incomplete)
-            }
-            Err(e) => {
-                return Err(BundleError::Io {
-                    path: bundle_path,
-                    message: e.to_string(),
-                })
-            }
-        };
+        let text =
+            match regular_file(&bundle_path).and_then(|()| std::fs::read_to_string(&bundle_path)) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(BundleError::Incomplete)
+                }
+                Err(e) => {
+                    return Err(BundleError::Io {
+                        path: bundle_path,
+                        message: e.to_string(),
+                    })
+                }
+            };
         let spec: BundleFile =
             toml::from_str(&text).map_err(|e| BundleError::Config(e.to_string()))?;
         if spec.format_version != 1 {
@@ -129,7 +119,6 @@ impl Bundle {
         let direct = load_model(dir, &spec.recall.model, "recall.model")?;
         let stage2 = load_model(dir, &spec.rerank.model, "rerank.model")?;
         let mut bundle = Self {
-            version,
             direct,
             stage2,
             default_m: spec.recall.default_m,
@@ -223,7 +212,27 @@ fn resolve(dir: &Path, file: &str, key: &str) -> Result<PathBuf, BundleError> {
             "{key} = \"{file}\" must be a file inside the version directory"
         )));
     }
-    Ok(dir.join(relative))
+    let path = dir.join(relative);
+    regular_file(&path).map_err(|e| BundleError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(path)
+}
+
+/// Succeeds when `path` is a regular file (or a link to one). Anything else — a FIFO, a
+/// device, a directory — is refused before it is opened: reading a FIFO would block the
+/// reload forever.
+fn regular_file(path: &Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
 }
 
 fn load_model(dir: &Path, file: &str, key: &str) -> Result<Model, BundleError> {

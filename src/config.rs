@@ -40,6 +40,14 @@ pub struct Config {
     pub watch_events: bool,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
     pub drain_timeout_secs: u64,
+    /// Most connections open at once on each listener; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// An HTTP/1 request head not complete within this closes the connection (slow
+    /// headers); it also bounds how long an idle keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// A request body that sends nothing for this long fails (slow bodies). A `/rank`
+    /// body must also arrive within the request's deadline.
+    pub body_read_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +74,9 @@ impl Default for Config {
             rescan_interval_secs: 10,
             watch_events: true,
             drain_timeout_secs: 20,
+            max_connections: 4096,
+            header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 10_000,
         }
     }
 }
@@ -85,7 +96,7 @@ pub struct Overrides {
 }
 
 /// Every configuration key, as `GIFTRANK_<KEY>` in the environment.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 17] = [
     "listen",
     "admin_listen",
     "grpc_listen",
@@ -100,6 +111,9 @@ const KEYS: [&str; 14] = [
     "rescan_interval_secs",
     "watch_events",
     "drain_timeout_secs",
+    "max_connections",
+    "header_read_timeout_ms",
+    "body_read_timeout_ms",
 ];
 
 impl Config {
@@ -170,6 +184,9 @@ impl Config {
             ("max_candidates", self.max_candidates as u64),
             ("request_timeout_ms", self.request_timeout_ms),
             ("max_inflight_requests", self.max_inflight_requests as u64),
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -208,6 +225,14 @@ impl Config {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs(self.drain_timeout_secs)
     }
@@ -223,6 +248,9 @@ fn env_value(key: &str, value: &str) -> toml::Value {
             | "max_inflight_requests"
             | "rescan_interval_secs"
             | "drain_timeout_secs"
+            | "max_connections"
+            | "header_read_timeout_ms"
+            | "body_read_timeout_ms"
     );
     if numeric {
         if let Ok(n) = value.trim().parse::<i64>() {

@@ -1,13 +1,14 @@
-//! The gRPC listener (`grpc_listen`): `giftrank.v1.Ranker/Rank` on the same admission,
-//! validation, ranking, limits and metrics as `POST /rank` ([`run_ranking`],
-//! [`rank_request`]), and the standard `grpc.health.v1.Health`, whose status follows
-//! readiness. Messages and their conversion live in [`crate::proto`] and
-//! `service::protobuf`; the listener's life (bind, drain) in [`crate::service::Server`].
+//! The gRPC adapter over the ranking core (`grpc_listen`): `giftrank.v1.Ranker/Rank` on
+//! the same admission, deadline, validation, ranking, limits and metrics as `POST /rank`
+//! ([`Ranker::admit`], [`Ranker::run`], [`rank_request`]), the core's errors mapped to
+//! gRPC statuses here, and the standard `grpc.health.v1.Health`, whose status follows
+//! readiness. Messages and their conversion live in [`crate::proto`]; the listener's life
+//! (bind, drain) in [`crate::server`].
 //!
-//! The routes are served by `axum::serve`, as the HTTP listeners are, rather than by
-//! tonic's own server: the drain is the same, and the deadline is ours. (tonic's server
-//! answers an expired `grpc-timeout` with CANCELLED, racing the DEADLINE_EXCEEDED that
-//! the contract asks for.)
+//! The routes are served as an axum router by the same connection loop as the HTTP
+//! listeners, rather than by tonic's own server: the drain is the same, and the deadline
+//! is ours. (tonic's server answers an expired `grpc-timeout` with CANCELLED, racing the
+//! DEADLINE_EXCEEDED that the contract asks for.)
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,10 +28,9 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
+use crate::proto::convert;
 use crate::proto::v1 as pb;
-use crate::service::protobuf;
-use crate::service::rank::{rank_request, run_ranking};
-use crate::service::{ApiError, AppState};
+use crate::ranker::{rank_request, Deadline, RankError, Ranker};
 use pb::ranker_server::{RankerServer, SERVICE_NAME};
 
 /// The `route` label of `Rank` in `giftrank_http_requests_total` and
@@ -43,26 +43,26 @@ const HEALTH_ROUTES: [&str; 2] = [
 
 /// The gRPC routes: `Ranker` and `Health`, counted and timed like the HTTP routes.
 /// Sets the health status from readiness before it returns, and keeps following it
-/// from a task that ends when `state` is dropped.
-pub async fn router(state: Arc<AppState>) -> Router {
+/// from a task that ends when `ranker` is dropped.
+pub async fn router(ranker: Arc<Ranker>) -> Router {
     let reporter = HealthReporter::new();
-    let mut readiness = state.subscribe_readiness();
+    let mut readiness = ranker.subscribe_readiness();
     let ready = *readiness.borrow_and_update();
     report(&reporter, ready).await;
     tokio::spawn(follow_readiness(reporter.clone(), readiness));
 
-    let ranker = RankerServer::new(Ranker {
-        state: state.clone(),
+    let service = RankerServer::new(RankerService {
+        ranker: ranker.clone(),
     })
-    .max_decoding_message_size(state.config.max_body_bytes);
+    .max_decoding_message_size(ranker.config.max_body_bytes);
     let health = HealthServer::new(ShutdownAwareHealth {
         inner: HealthService::from_health_reporter(reporter),
-        state: state.clone(),
+        ranker: ranker.clone(),
     });
-    tonic::service::Routes::new(ranker)
+    tonic::service::Routes::new(service)
         .add_service(health)
         .into_axum_router()
-        .layer(middleware::from_fn_with_state(state, track))
+        .layer(middleware::from_fn_with_state(ranker, track))
 }
 
 /// Sets the health status of the server ("") and of `giftrank.v1.Ranker`.
@@ -91,7 +91,7 @@ struct Arrived(Instant);
 /// and the HTTP status equivalent to its gRPC status. An over-size `Rank` message, which
 /// tonic refuses with OUT_OF_RANGE, is answered RESOURCE_EXHAUSTED as gRPC specifies
 /// (and counted as `body_too_large`, as over HTTP).
-async fn track(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+async fn track(State(ranker): State<Arc<Ranker>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let route = if path == RANK_ROUTE || HEALTH_ROUTES.contains(&path) {
         path.to_owned()
@@ -106,7 +106,7 @@ async fn track(State(state): State<Arc<AppState>>, mut request: Request, next: N
         .get("grpc-status")
         .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes()));
     if code == Code::OutOfRange && route == RANK_ROUTE {
-        state
+        ranker
             .metrics
             .rejected
             .with_label_values(&["body_too_large"])
@@ -116,13 +116,13 @@ async fn track(State(state): State<Arc<AppState>>, mut request: Request, next: N
             code,
             format!(
                 "body: larger than the limit of {} bytes",
-                state.config.max_body_bytes
+                ranker.config.max_body_bytes
             ),
         )
         .into_http();
     }
     let status = http_status(code).to_string();
-    state
+    ranker
         .metrics
         .observe_request(&route, &status, start.elapsed());
     response
@@ -146,75 +146,65 @@ pub fn http_status(code: Code) -> u16 {
     }
 }
 
-impl From<ApiError> for Status {
-    fn from(error: ApiError) -> Self {
-        let message = error.to_string();
-        match error {
-            ApiError::Invalid(_) | ApiError::UnsupportedMediaType(_) => {
-                Status::invalid_argument(message)
-            }
-            ApiError::TooLarge(_) => Status::resource_exhausted(message),
-            ApiError::NotReady(_) | ApiError::Overloaded(_) => Status::unavailable(message),
-            ApiError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                Status::internal(message)
-            }
+/// The gRPC status of each core error; the message is the same as over HTTP.
+pub fn status_of(error: RankError) -> Status {
+    let message = error.to_string();
+    match error {
+        RankError::Invalid(_) => Status::invalid_argument(message),
+        RankError::TooLarge(_) => Status::resource_exhausted(message),
+        RankError::NotReady(_) | RankError::Overloaded(_) => Status::unavailable(message),
+        RankError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+        RankError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            Status::internal(message)
         }
     }
 }
 
 /// `giftrank.v1.Ranker`.
 #[derive(Debug)]
-struct Ranker {
-    state: Arc<AppState>,
+struct RankerService {
+    ranker: Arc<Ranker>,
 }
 
 #[tonic::async_trait]
-impl pb::ranker_server::Ranker for Ranker {
+impl pb::ranker_server::Ranker for RankerService {
     async fn rank(
         &self,
         request: tonic::Request<pb::RankRequest>,
     ) -> Result<tonic::Response<pb::RankResponse>, Status> {
-        let state = &self.state;
+        let ranker = &self.ranker;
         let arrived = request
             .extensions()
             .get::<Arrived>()
             .map_or_else(Instant::now, |a| a.0);
-        let deadline = match grpc_timeout(request.metadata())? {
-            Some(client) => client.min(state.config.request_timeout()),
-            None => state.config.request_timeout(),
-        };
-        let remaining = deadline.saturating_sub(arrived.elapsed());
-        if remaining.is_zero() {
-            state
-                .metrics
-                .rejected
-                .with_label_values(&["deadline"])
-                .inc();
-            return Err(ApiError::DeadlineExceeded(format!(
-                "the request's deadline of {} ms passed before ranking began",
-                deadline.as_millis()
-            ))
-            .into());
+        let caller = grpc_timeout(request.metadata())?;
+        let deadline = Deadline::from_arrival(arrived, ranker.config.request_timeout(), caller);
+        if deadline.has_passed() {
+            return Err(status_of(
+                ranker.deadline_exceeded(deadline, "before ranking began"),
+            ));
         }
+        let admission = ranker.admit().map_err(status_of)?;
         let header_id = request
             .metadata()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let message = request.into_inner();
-        let response = run_ranking(state, remaining, move |state, serving| {
-            let request = protobuf::request(message)?;
-            let ranked = rank_request(state, serving, &request)?;
-            Ok(protobuf::response(
-                serving,
-                &request,
-                &ranked,
-                header_id.as_deref(),
-            ))
-        })
-        .await?;
+        let response = ranker
+            .run(admission, deadline, move |ranker, serving| {
+                let request = convert::request(message)?;
+                let ranked = rank_request(ranker, serving, &request)?;
+                Ok(convert::response(
+                    serving.version,
+                    &request,
+                    &ranked,
+                    header_id.as_deref(),
+                ))
+            })
+            .await
+            .map_err(status_of)?;
         Ok(tonic::Response::new(response))
     }
 }
@@ -256,7 +246,7 @@ fn parse_timeout(text: &str) -> Option<Duration> {
 #[derive(Debug)]
 struct ShutdownAwareHealth {
     inner: HealthService,
-    state: Arc<AppState>,
+    ranker: Arc<Ranker>,
 }
 
 #[tonic::async_trait]
@@ -277,7 +267,7 @@ impl Health for ShutdownAwareHealth {
         let inner = self.inner.watch(request).await?.into_inner();
         Ok(tonic::Response::new(WatchUntilShutdown {
             inner,
-            state: self.state.clone(),
+            ranker: self.ranker.clone(),
             done: false,
         }))
     }
@@ -287,7 +277,7 @@ impl Health for ShutdownAwareHealth {
 #[derive(Debug)]
 struct WatchUntilShutdown<S> {
     inner: S,
-    state: Arc<AppState>,
+    ranker: Arc<Ranker>,
     done: bool,
 }
 
@@ -304,7 +294,7 @@ where
         let item = Pin::new(&mut self.inner).poll_next(cx);
         if let Poll::Ready(Some(Ok(response))) = &item {
             let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing;
-            if response.status == not_serving as i32 && self.state.is_shutting_down() {
+            if response.status == not_serving as i32 && self.ranker.is_shutting_down() {
                 self.done = true;
             }
         }
@@ -346,25 +336,26 @@ mod tests {
     #[test]
     fn errors_map_to_grpc_codes_and_back_to_their_http_statuses() {
         let cases = [
-            (ApiError::Invalid("m: 0".into()), Code::InvalidArgument),
+            (RankError::Invalid("m: 0".into()), Code::InvalidArgument),
             (
-                ApiError::TooLarge("candidates".into()),
+                RankError::TooLarge("candidates".into()),
                 Code::ResourceExhausted,
             ),
-            (ApiError::Overloaded("full".into()), Code::Unavailable),
-            (ApiError::NotReady("no model".into()), Code::Unavailable),
+            (RankError::Overloaded("full".into()), Code::Unavailable),
+            (RankError::NotReady("no model".into()), Code::Unavailable),
             (
-                ApiError::DeadlineExceeded("late".into()),
+                RankError::DeadlineExceeded("late".into()),
                 Code::DeadlineExceeded,
             ),
-            (ApiError::Internal("secret detail".into()), Code::Internal),
+            (RankError::Internal("secret detail".into()), Code::Internal),
         ];
         for (error, code) in cases {
-            let http = error.status().as_u16();
+            let http = crate::http::error::status_of(&error).as_u16();
             let message = error.to_string();
-            let status = Status::from(error);
+            let status = status_of(error);
             assert_eq!(status.code(), code);
             assert_eq!(status.message(), message);
+            assert!(!status.message().contains("secret"));
             assert_eq!(http_status(code), http, "{code:?}");
         }
         assert_eq!(http_status(Code::Ok), 200);

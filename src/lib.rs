@@ -1,17 +1,22 @@
 //! giftrank: an online recall-rerank ranking service for live-stream gift allocation.
 //!
-//! Module map:
-//! - [`engine`] — LightGBM text models, loaded and checked once, scored exactly and fast.
-//! - [`csv_input`] — CSV files (`.csv`, `.csv.gz`) of feature rows, read into model columns.
-//! - [`bundle`] — one model-repository version: bundle.toml, both models, the canary check.
-//! - [`ranking`] — the recall-rerank order of DESIGN.md §1, free of models and HTTP.
+//! Module map, each layer using only those below it:
+//! - [`server`] — wiring: listeners with connection limits, the reloader task, signals, drain.
+//! - [`http`] — the HTTP adapter: routes, the JSON codec, admin routes, errors as responses.
+//! - [`grpc`] — the gRPC adapter: `giftrank.v1.Ranker` and health, errors as statuses.
+//! - [`proto`] — the API's protobuf schema (`proto/`), compiled at build time, and its
+//!   conversion to and from the core's types.
+//! - [`ranker`] — the transport-neutral core: serving snapshot, reload/pin control,
+//!   admission and deadlines, feature assembly, the ranking pipeline, the domain error.
+//! - [`metrics`] — every Prometheus metric, one struct with its own registry.
 //! - [`repository`] — the versions on disk, their states, and which one should serve.
+//! - [`bundle`] — one bundle directory: bundle.toml, both models, the canary check.
+//! - [`order`] — the recall-rerank order of DESIGN.md §1, free of models and transports.
 //! - [`config`] — service configuration: defaults, file, environment, flags.
-//! - [`service`] — the HTTP service: state, routes, metrics, reloader, graceful shutdown.
-//! - [`proto`] — the API's protobuf schema (`proto/`), compiled at build time.
-//! - [`grpc`] — the gRPC listener: `giftrank.v1.Ranker` on the shared ranking path, and health.
-//! - [`commands`] — the `score` and `bench` command-line tools.
+//! - [`commands`] — the `check`, `score` and `bench` command-line tools, and `eval`'s driver.
 //! - [`eval`] — offline evaluation (`giftrank eval`): §7 metrics, tables, JSON and charts.
+//! - [`csv_input`] — CSV files (`.csv`, `.csv.gz`) of feature rows, read into model columns.
+//! - [`engine`] — LightGBM text models, loaded and checked once, scored exactly and fast.
 
 pub mod bundle;
 pub mod commands;
@@ -20,7 +25,10 @@ pub mod csv_input;
 pub mod engine;
 pub mod eval;
 pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod order;
 pub mod proto;
-pub mod ranking;
+pub mod ranker;
 pub mod repository;
-pub mod service;
+pub mod server;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use giftrank::config::{Config, LogFormat, Overrides};
-use giftrank::service::{shutdown_signal, Server};
+use giftrank::server::{shutdown_signal, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -40,9 +40,9 @@ enum Command {
         #[arg(long)]
         model_repo: Option<PathBuf>,
     },
-    /// Validate one version directory exactly as the service would before serving it.
+    /// Validate one bundle directory exactly as the service would before serving it.
     Check {
-        /// The version directory (holding bundle.toml).
+        /// The bundle directory (any directory holding bundle.toml).
         dir: PathBuf,
     },
     /// Print one score per CSV row (comma-separated class scores for multi-output models).
@@ -56,7 +56,7 @@ enum Command {
     },
     /// The seed experiment's tables (and optionally JSON and charts) on labelled data.
     Eval {
-        /// Version directory (holding bundle.toml) whose models to evaluate.
+        /// Bundle directory (any directory holding bundle.toml) whose models to evaluate.
         #[arg(long)]
         bundle: PathBuf,
         /// Labelled CSV (or .csv.gz).
@@ -103,12 +103,19 @@ fn serve(file: Option<PathBuf>, flags: &Overrides) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let shutdown = shutdown_signal();
         let server = Server::bind(config).await?;
         server.run(shutdown).await
-    })
+    });
+    // Dropping the runtime would wait for every blocking task, and a reload stuck on a
+    // slow disk would hold the exit past the drain deadline: give them a moment, no more.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    served
 }
+
+/// How long exit waits for blocking tasks (a reload) still running after the drain.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

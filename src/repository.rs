@@ -1,6 +1,8 @@
-//! The model repository on disk: numbered version directories, their states, and the
-//! choice of the version to serve (the highest valid one, or the pinned one). Loading one
-//! version is `bundle.rs`; swapping it into service is the service's reloader.
+//! The model repository on disk: which directories are versions (canonical decimal names
+//! only), what each one's state is, and which version should serve (the pinned one, else
+//! the highest valid). A scan validates every new or changed version but keeps in memory
+//! only the one chosen to serve. Loading one bundle is `bundle.rs`; swapping the chosen one
+//! into service is the ranking core's (`ranker::models`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,11 @@ use crate::bundle::{Bundle, BundleError, BUNDLE_FILE};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "lowercase")]
 pub enum VersionState {
-    /// Valid and in service.
+    /// In service (from memory: see [`VersionStatus::warning`] when its files changed since).
     Serving,
     /// Valid, not in service.
     Ready,
-    /// Failed validation; never served.
+    /// Failed validation (or could not be read); never served while so.
     Rejected(String),
     /// No `bundle.toml` yet: still being written.
     Incomplete,
@@ -30,6 +32,65 @@ pub struct VersionStatus {
     pub version: u64,
     #[serde(flatten)]
     pub state: VersionState,
+    /// For the serving version only: what its files on disk say now, when that differs
+    /// from the copy in service (changed and no longer valid, or gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl VersionStatus {
+    fn new(version: u64, state: VersionState) -> Self {
+        Self {
+            version,
+            state,
+            warning: None,
+        }
+    }
+}
+
+/// A directory in the repository that is not a version, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The directories of a repository: versions (ascending) and the others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub versions: Vec<u64>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// Reads the version directories of `root`. Only a canonical decimal name is a version:
+/// `01` or `+1` would alias version 1, so they are ignored, with the reason.
+pub fn list_versions(root: &Path) -> std::io::Result<Listing> {
+    let mut listing = Listing::default();
+    for entry in std::fs::read_dir(root)? {
+        let Ok(entry) = entry else { continue };
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        match version_of(&name) {
+            Ok(version) => listing.versions.push(version),
+            Err(reason) => listing.ignored.push(Ignored { name, reason }),
+        }
+    }
+    listing.versions.sort_unstable();
+    listing.ignored.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listing)
+}
+
+/// The version a directory name stands for, or why it stands for none.
+fn version_of(name: &str) -> Result<u64, String> {
+    match name.parse::<u64>() {
+        Ok(version) if version.to_string() == name => Ok(version),
+        Ok(version) => Err(format!(
+            "not a canonical version number (version {version} is spelt `{version}`)"
+        )),
+        Err(_) => Err("not a version number".to_owned()),
+    }
 }
 
 /// What identifies a version directory's contents: resolved path, and each file's name,
@@ -53,17 +114,6 @@ fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
     Ok(Fingerprint(resolved, files))
 }
 
-/// The versions in `root`: directories named by a number, ascending.
-pub fn list_versions(root: &Path) -> std::io::Result<Vec<u64>> {
-    let mut versions: Vec<u64> = std::fs::read_dir(root)?
-        .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()))
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
-}
-
 /// Scans a repository, remembering each version's verdict until its files change, so a
 /// rescan only loads what is new or changed.
 #[derive(Debug)]
@@ -75,14 +125,20 @@ pub struct Scanner {
 /// The outcome of one scan.
 #[derive(Debug)]
 pub struct Scan {
-    /// Every version on disk with its state (`Ready` for the one chosen too: the caller
-    /// marks it `Serving` once it is in service).
+    /// Every version on disk with its state, ascending (`Ready` for the target too: the
+    /// caller marks what serves once it does).
     pub versions: Vec<VersionStatus>,
+    /// Directories that are not versions.
+    pub ignored: Vec<Ignored>,
     /// Versions that were checked in this scan and failed, with the reason.
     pub newly_rejected: Vec<(u64, String)>,
-    /// Versions that were checked in this scan (new, or their files changed) and passed,
-    /// already loaded, so the one chosen to serve need not be loaded twice.
-    pub fresh: Vec<Bundle>,
+    /// The version that should serve: the pinned one if it is valid, else (unpinned) the
+    /// highest valid one.
+    pub target: Option<u64>,
+    /// The target, when this scan validated it (it is new or its files changed): loaded
+    /// already, so it need not be read twice. Every other version validated in the scan
+    /// was dropped at once.
+    pub target_bundle: Option<Bundle>,
 }
 
 impl Scanner {
@@ -97,84 +153,106 @@ impl Scanner {
         &self.root
     }
 
-    /// Checks every version directory whose files changed since the last scan.
-    pub fn scan(&mut self) -> std::io::Result<Scan> {
-        let versions = list_versions(&self.root)?;
-        self.verdicts.retain(|v, _| versions.contains(v));
-        let mut statuses = Vec::new();
-        let mut newly_rejected = Vec::new();
-        let mut fresh = Vec::new();
-        for version in versions {
-            let dir = self.root.join(version.to_string());
-            if !dir.join(BUNDLE_FILE).exists() {
-                self.verdicts.remove(&version);
-                statuses.push(VersionStatus {
-                    version,
-                    state: VersionState::Incomplete,
-                });
-                continue;
+    /// Checks every version directory whose files changed since the last scan, from the
+    /// highest down, and chooses the one to serve (see [`Scan::target`]).
+    pub fn scan(&mut self, pinned: Option<u64>) -> std::io::Result<Scan> {
+        let listing = list_versions(&self.root)?;
+        self.verdicts
+            .retain(|v, _| listing.versions.binary_search(v).is_ok());
+        let mut scan = Scan {
+            versions: Vec::with_capacity(listing.versions.len()),
+            ignored: listing.ignored,
+            newly_rejected: Vec::new(),
+            target: None,
+            target_bundle: None,
+        };
+        for &version in listing.versions.iter().rev() {
+            let wanted = match pinned {
+                Some(pin) => pin == version,
+                None => scan.target.is_none(),
+            };
+            let (state, bundle, fresh) = self.check(version, wanted);
+            if let (VersionState::Rejected(reason), true) = (&state, fresh) {
+                scan.newly_rejected.push((version, reason.clone()));
             }
-            let Ok(print) = fingerprint(&dir) else {
-                continue; // vanished while scanning; the next scan sees it as it is then
-            };
-            let known = self.verdicts.get(&version).filter(|(p, _)| *p == print);
-            let verdict = match known {
-                Some((_, verdict)) => verdict.clone(),
-                None => {
-                    let verdict = match Bundle::load(&dir) {
-                        Ok(bundle) => {
-                            fresh.push(bundle);
-                            Ok(())
-                        }
-                        Err(BundleError::Incomplete) => {
-                            statuses.push(VersionStatus {
-                                version,
-                                state: VersionState::Incomplete,
-                            });
-                            continue;
-                        }
-                        Err(e) => {
-                            newly_rejected.push((version, e.to_string()));
-                            Err(e.to_string())
-                        }
-                    };
-                    self.verdicts.insert(version, (print, verdict.clone()));
-                    verdict
-                }
-            };
-            statuses.push(VersionStatus {
-                version,
-                state: match verdict {
-                    Ok(()) => VersionState::Ready,
-                    Err(reason) => VersionState::Rejected(reason),
-                },
-            });
+            if wanted && state == VersionState::Ready {
+                scan.target = Some(version);
+                scan.target_bundle = bundle;
+            }
+            scan.versions.push(VersionStatus::new(version, state));
         }
-        Ok(Scan {
-            versions: statuses,
-            newly_rejected,
-            fresh,
-        })
+        scan.versions.reverse();
+        Ok(scan)
     }
 
-    /// Loads version `version` for service (validating it again, as its files may have changed).
-    pub fn load(&self, version: u64) -> Result<Bundle, BundleError> {
-        Bundle::load(&self.root.join(version.to_string()))
+    /// One version's state; the bundle too when this check loaded it and `keep` asks for
+    /// it; and whether the verdict is new (not remembered from an earlier scan).
+    fn check(&mut self, version: u64, keep: bool) -> (VersionState, Option<Bundle>, bool) {
+        let dir = self.dir(version);
+        if !dir.join(BUNDLE_FILE).exists() {
+            self.verdicts.remove(&version);
+            return (VersionState::Incomplete, None, false);
+        }
+        let print = match fingerprint(&dir) {
+            Ok(print) => print,
+            Err(e) => {
+                self.verdicts.remove(&version);
+                return (
+                    VersionState::Rejected(format!("cannot read the version directory: {e}")),
+                    None,
+                    true,
+                );
+            }
+        };
+        if let Some((known, verdict)) = self.verdicts.get(&version) {
+            if *known == print {
+                return (state_of(verdict), None, false);
+            }
+        }
+        match Bundle::load(&dir) {
+            Ok(bundle) => {
+                self.verdicts.insert(version, (print, Ok(())));
+                (VersionState::Ready, keep.then_some(bundle), true)
+            }
+            Err(BundleError::Incomplete) => {
+                self.verdicts.remove(&version);
+                (VersionState::Incomplete, None, false)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                self.verdicts.insert(version, (print, Err(reason.clone())));
+                (VersionState::Rejected(reason), None, true)
+            }
+        }
+    }
+
+    fn dir(&self, version: u64) -> PathBuf {
+        self.root.join(version.to_string())
+    }
+
+    /// Loads version `version` for service, validating it again as its files may have
+    /// changed since it was checked. A failure is remembered, so the version shows as
+    /// rejected (and is not chosen again) until its files change.
+    pub fn load(&mut self, version: u64) -> Result<Bundle, BundleError> {
+        let dir = self.dir(version);
+        let loaded = Bundle::load(&dir);
+        if let Err(e) = &loaded {
+            match fingerprint(&dir) {
+                Ok(print) => {
+                    self.verdicts.insert(version, (print, Err(e.to_string())));
+                }
+                Err(_) => {
+                    self.verdicts.remove(&version);
+                }
+            }
+        }
+        loaded
     }
 }
 
-impl Scan {
-    /// The version that should serve: `pinned` if it is ready, else the highest ready one.
-    pub fn choose(&self, pinned: Option<u64>) -> Option<u64> {
-        let ready = |v: &&VersionStatus| v.state == VersionState::Ready;
-        match pinned {
-            Some(pin) => self
-                .versions
-                .iter()
-                .filter(ready)
-                .find(|v| v.version == pin)
-                .map(|v| v.version),
-            None => self.versions.iter().rev().find(ready).map(|v| v.version),
-        }
+fn state_of(verdict: &Result<(), String>) -> VersionState {
+    match verdict {
+        Ok(()) => VersionState::Ready,
+        Err(reason) => VersionState::Rejected(reason.clone()),
     }
 }

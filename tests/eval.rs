@@ -370,10 +370,10 @@ proptest! {
     }
 
     /// eval measures the order the service returns: its recall-rerank ranking equals
-    /// `giftrank::ranking::rank` over all N candidates.
+    /// `giftrank::order::rank` over all N candidates.
     #[test]
     fn recall_rerank_is_the_service_order((d, s, _) in inputs(), m in 1usize..500) {
-        let served: Vec<usize> = giftrank::ranking::rank(&d, m, d.len(), |recalled| {
+        let served: Vec<usize> = giftrank::order::rank(&d, m, d.len(), |recalled| {
             recalled.iter().map(|&i| s[i]).collect()
         })
         .into_iter()

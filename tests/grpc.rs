@@ -130,7 +130,7 @@ fn small_request(n: usize) -> Value {
     request
 }
 
-fn requests(state: &giftrank::service::AppState, status: &str) -> u64 {
+fn requests(state: &giftrank::ranker::Ranker, status: &str) -> u64 {
     state
         .metrics
         .http_requests
@@ -138,7 +138,7 @@ fn requests(state: &giftrank::service::AppState, status: &str) -> u64 {
         .get()
 }
 
-fn rejected(state: &giftrank::service::AppState, reason: &str) -> u64 {
+fn rejected(state: &giftrank::ranker::Ranker, reason: &str) -> u64 {
     state.metrics.rejected.with_label_values(&[reason]).get()
 }
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use giftrank::bundle::Bundle;
+use giftrank::ranker::Ranker;
 use giftrank::repository::VersionState;
-use giftrank::service::AppState;
 use serde_json::Value;
 
 /// Writes version `version` into `repo`: v1's files, with `edit` applied to the bundle text
@@ -70,8 +70,8 @@ fn smaller_m(text: &str) -> String {
 }
 
 /// Waits (on reload notifications, not on a clock) until `done` holds, or fails after a minute.
-async fn until(state: &AppState, what: &str, done: impl Fn(&AppState) -> bool) {
-    let mut reloads = state.subscribe_reloads();
+async fn until(state: &Ranker, what: &str, done: impl Fn(&Ranker) -> bool) {
+    let mut reloads = state.models.subscribe_reloads();
     let give_up = Instant::now() + Duration::from_secs(60);
     while !done(state) {
         let left = give_up.saturating_duration_since(Instant::now());
@@ -79,22 +79,32 @@ async fn until(state: &AppState, what: &str, done: impl Fn(&AppState) -> bool) {
             Ok(Ok(())) => {}
             _ => panic!(
                 "gave up waiting for: {what}; versions: {:?}",
-                state.versions()
+                state.models.view().versions
             ),
         }
     }
 }
 
-fn serving(state: &AppState) -> Option<u64> {
-    state.serving_now().map(|s| s.bundle.version)
+fn serving(state: &Ranker) -> Option<u64> {
+    state.models.serving_version()
 }
 
-fn state_of(state: &AppState, version: u64) -> Option<VersionState> {
+fn state_of(state: &Ranker, version: u64) -> Option<VersionState> {
     state
-        .versions()
-        .into_iter()
+        .models
+        .view()
+        .versions
+        .iter()
         .find(|v| v.version == version)
-        .map(|v| v.state)
+        .map(|v| v.state.clone())
+}
+
+/// The version number a version directory's name gives.
+fn version_of(dir: &Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .expect("a version directory")
+        .to_owned()
 }
 
 /// What every client checks each response against: the reference ranking per version.
@@ -106,7 +116,7 @@ fn add_reference(references: &References, dir: &Path, request: &Value) {
     references
         .lock()
         .expect("lock")
-        .insert(bundle.version.to_string(), expected);
+        .insert(version_of(dir), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -272,7 +282,7 @@ async fn versions_swap_under_load_without_a_failed_or_mixed_response() {
     .await;
 
     // Let the clients run on the final version for a moment, then stop them.
-    let mut reloads = state.subscribe_reloads();
+    let mut reloads = state.models.subscribe_reloads();
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         for _ in 0..2 {
             let _ = reloads.changed().await;
@@ -315,4 +325,179 @@ fn sighup_makes_the_real_binary_rescan() {
     assert_eq!(models["serving"]["version"], "2");
     server.signal("TERM");
     assert_eq!(server.child.wait().expect("exit").code(), Some(0));
+}
+
+/// A core on `repo` with no background reloader: each test reloads by hand.
+fn core(repo: &Path) -> Arc<Ranker> {
+    Ranker::start(common::test_config(repo))
+}
+
+/// Replaces a file's bytes with garbage of the same length and restores its modification
+/// time, so the repository's fingerprint of the version does not change.
+fn corrupt_in_place(file: &Path) {
+    let modified = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let length = std::fs::metadata(file).expect("meta").len() as usize;
+    std::fs::write(file, vec![b'#'; length]).expect("write");
+    let handle = std::fs::File::options()
+        .write(true)
+        .open(file)
+        .expect("open");
+    handle.set_modified(modified).expect("set mtime");
+}
+
+#[test]
+fn a_version_that_fails_while_loading_shows_rejected_not_ready() {
+    let repo = common::temp_repo();
+    publish(repo.path(), 2, same, same);
+    let state = core(repo.path());
+    assert_eq!(serving(&state), Some(2));
+    state.pin(1).expect("pin 1");
+    assert_eq!(serving(&state), Some(1));
+    // Version 2 was valid when scanned; its files go bad without changing its fingerprint.
+    corrupt_in_place(&repo.path().join("2/direct.txt"));
+    state.unpin();
+    assert_eq!(serving(&state), Some(1), "a broken version must not serve");
+    assert!(
+        matches!(state_of(&state, 2), Some(VersionState::Rejected(_))),
+        "{:?}",
+        state_of(&state, 2)
+    );
+    assert_eq!(state_of(&state, 1), Some(VersionState::Serving));
+}
+
+/// The state and warning `/v1/models` shows for `version`.
+fn listed(state: &Ranker, version: u64) -> (VersionState, String) {
+    let view = state.models.view();
+    let status = view
+        .versions
+        .iter()
+        .find(|v| v.version == version)
+        .expect("listed");
+    (
+        status.state.clone(),
+        status.warning.clone().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn a_serving_version_whose_files_go_bad_shows_serving_with_a_warning() {
+    let repo = common::temp_repo();
+    let state = core(repo.path());
+    assert_eq!(serving(&state), Some(1));
+    std::fs::write(repo.path().join("1/direct.txt"), "tree\nnot a model\n").expect("write");
+    state.reload();
+    assert_eq!(serving(&state), Some(1));
+    let (state_1, warning) = listed(&state, 1);
+    assert_eq!(state_1, VersionState::Serving);
+    assert!(warning.contains("no longer validate"), "{warning}");
+
+    // Its directory disappears altogether: still serving, still listed, and said so.
+    std::fs::remove_dir_all(repo.path().join("1")).expect("remove");
+    state.reload();
+    let (state_1, warning) = listed(&state, 1);
+    assert_eq!(state_1, VersionState::Serving);
+    assert!(warning.contains("gone"), "{warning}");
+}
+
+#[test]
+fn only_canonical_decimal_names_are_versions() {
+    let repo = common::temp_repo();
+    for alias in ["01", "+1", "staging"] {
+        common::copy_dir(&repo.path().join("1"), &repo.path().join(alias));
+    }
+    publish(repo.path(), 2, same, same);
+    let state = core(repo.path());
+    let view = state.models.view();
+    let versions: Vec<u64> = view.versions.iter().map(|v| v.version).collect();
+    assert_eq!(versions, vec![1, 2]);
+    let ignored: Vec<&str> = view.ignored.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(ignored, vec!["+1", "01", "staging"]);
+    assert!(
+        view.ignored[0].reason.contains("canonical"),
+        "{:?}",
+        view.ignored
+    );
+    // `01` would have aliased version 1: pinning "version 1" must mean `1/` only.
+    std::fs::write(repo.path().join("01/direct.txt"), "garbage").expect("write");
+    state.pin(1).expect("pin 1");
+    assert_eq!(serving(&state), Some(1));
+}
+
+#[test]
+fn an_unreadable_version_is_listed_with_the_reason_and_a_fifo_cannot_stall_a_reload() {
+    let repo = common::temp_repo();
+    publish(repo.path(), 2, same, same);
+    // Version 2 holds a dangling link: its fingerprint cannot be read.
+    std::os::unix::fs::symlink("/nonexistent-target", repo.path().join("2/notes.txt"))
+        .expect("symlink");
+    // Version 3's bundle.toml is a FIFO: reading it would block the reload forever.
+    let dir3 = repo.path().join("3");
+    std::fs::create_dir_all(&dir3).expect("dir");
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir3.join("bundle.toml"))
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+    let state = core(repo.path());
+    assert_eq!(serving(&state), Some(1));
+    match state_of(&state, 2) {
+        Some(VersionState::Rejected(reason)) => assert!(reason.contains("cannot read"), "{reason}"),
+        other => panic!("version 2: {other:?}"),
+    }
+    match state_of(&state, 3) {
+        Some(VersionState::Rejected(reason)) => {
+            assert!(reason.contains("not a regular file"), "{reason}")
+        }
+        other => panic!("version 3: {other:?}"),
+    }
+}
+
+#[test]
+fn the_models_route_answers_while_a_reload_is_validating() {
+    // A canary of ~400,000 rows makes validating version 2 take a while.
+    let repo = common::temp_repo();
+    let dir2 = write_without_bundle(repo.path(), 2, |text| {
+        let mut lines = text.lines();
+        let header = lines.next().expect("header").to_owned();
+        let rows: Vec<&str> = lines.collect();
+        let mut big = header;
+        for _ in 0..(400_000 / rows.len().max(1)) {
+            for row in &rows {
+                big.push('\n');
+                big.push_str(row);
+            }
+        }
+        big.push('\n');
+        big
+    });
+    let state = core(repo.path());
+    write_bundle(&dir2, same);
+    let reloading = {
+        let state = state.clone();
+        std::thread::spawn(move || state.reload())
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let router = giftrank::http::router(state.clone());
+    let mut answered_during = 0;
+    while !reloading.is_finished() {
+        let request = axum::http::Request::get("/v1/models")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = runtime
+            .block_on(tower::ServiceExt::oneshot(router.clone(), request))
+            .expect("response");
+        assert_eq!(response.status(), 200);
+        if !reloading.is_finished() {
+            answered_during += 1;
+        }
+    }
+    reloading.join().expect("reload");
+    assert_eq!(serving(&state), Some(2));
+    // Behind a lock held by the reload, at most the one that came first would answer.
+    assert!(answered_during >= 3, "{answered_during}");
 }

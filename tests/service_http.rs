@@ -8,26 +8,27 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use giftrank::config::Config;
-use giftrank::service::{router, AppState};
+use giftrank::http::router;
+use giftrank::ranker::Ranker;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 struct Fixture {
     _repo: tempfile::TempDir,
-    state: Arc<AppState>,
+    state: Arc<Ranker>,
 }
 
 fn fixture(adjust: impl FnOnce(&mut Config)) -> Fixture {
     let repo = common::temp_repo();
     let mut config = common::test_config(repo.path());
     adjust(&mut config);
-    let state = AppState::start(config).expect("state");
+    let state = Ranker::start(config);
     Fixture { _repo: repo, state }
 }
 
 async fn post(
-    state: &Arc<AppState>,
+    state: &Arc<Ranker>,
     content_type: &str,
     body: impl Into<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -51,7 +52,7 @@ async fn post(
     (status, headers, body)
 }
 
-async fn post_json(state: &Arc<AppState>, body: &Value) -> (StatusCode, Value) {
+async fn post_json(state: &Arc<Ranker>, body: &Value) -> (StatusCode, Value) {
     let (status, _, body) = post(state, "application/json", body.to_string()).await;
     (status, body)
 }
@@ -93,7 +94,7 @@ async fn ranks_a_sparse_request() {
         };
         assert_eq!(&item["score"], expected_score);
     }
-    let serving = f.state.serving_now().expect("serving");
+    let serving = f.state.models.serving().expect("serving");
     let expected = common::reference_rank(&serving.bundle, &request);
     assert_eq!(common::response_items(&body), expected);
 }
@@ -298,7 +299,7 @@ async fn a_request_past_its_deadline_is_504() {
     assert_eq!(body["error"]["code"], "deadline_exceeded");
 }
 
-async fn get(state: &Arc<AppState>, path: &str) -> (StatusCode, String) {
+async fn get(state: &Arc<Ranker>, path: &str) -> (StatusCode, String) {
     let request = Request::get(path).body(Body::empty()).expect("request");
     let response = router(state.clone())
         .oneshot(request)
@@ -370,15 +371,168 @@ async fn admin_routes_do_not_exist_on_the_public_listener() {
     }
 }
 
-#[test]
-fn no_valid_version_is_a_clear_start_error() {
+#[tokio::test]
+async fn with_no_valid_version_it_starts_live_but_not_ready() {
     let repo = tempfile::tempdir().expect("temp");
     std::fs::create_dir_all(repo.path().join("4")).expect("dir");
     std::fs::write(repo.path().join("4/bundle.toml"), "format_version = 1\n").expect("write");
-    let err = AppState::start(common::test_config(repo.path())).expect_err("no valid version");
-    let text = format!("{err:#}");
-    assert!(
-        text.contains("no valid model version") && text.contains("version 4"),
-        "{text}"
+    let state = Ranker::start(common::test_config(repo.path()));
+    assert!(!state.is_ready());
+    assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&state, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
     );
+    let (status, body) = post_json(&state, &small_request()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "not_ready");
+    let (_, models) = get(&state, "/v1/models").await;
+    let models: Value = serde_json::from_str(&models).expect("JSON");
+    assert_eq!(models["serving"], Value::Null);
+    assert_eq!(models["versions"][0]["version"], 4);
+    assert_eq!(models["versions"][0]["state"], "rejected");
+
+    // A valid version appears: the next reload serves it, no restart.
+    common::copy_dir(
+        &common::repo_root().join("models/gift/1"),
+        &repo.path().join("5"),
+    );
+    state.reload();
+    assert!(state.is_ready());
+    assert_eq!(state.models.serving_version(), Some(5));
+    assert_eq!(post_json(&state, &small_request()).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn duplicate_feature_names_are_400_naming_both_positions() {
+    let f = fixture(|_| {});
+    let dense = common::example("rank_request_dense.json");
+    let names = dense["feature_names"].as_array().expect("names").clone();
+    let width = names.len();
+    let mut candidates = dense["candidates"].as_array().expect("candidates").clone();
+    candidates.truncate(3);
+    for c in &mut candidates {
+        c["values"].as_array_mut().expect("values").push(json!(1.0));
+    }
+    // A known name twice (last-wins before), and an unknown one twice.
+    for duplicate in [names[0].clone(), json!("not_a_model_feature")] {
+        let mut request = dense.clone();
+        let mut twice = names.clone();
+        if duplicate == names[0] {
+            twice.push(duplicate.clone());
+        } else {
+            twice[1] = duplicate.clone();
+            twice.push(duplicate.clone());
+        }
+        request["feature_names"] = Value::Array(twice);
+        request["candidates"] = Value::Array(candidates.clone());
+        let (status, body) = post_json(&f.state, &request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let first = if duplicate == names[0] { 0 } else { 1 };
+        let text = message(&body);
+        assert!(
+            text.contains(&format!("feature_names[{width}]"))
+                && text.contains(&format!("feature_names[{first}]")),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_list_of_unique_unknown_names_is_checked_in_linear_time() {
+    // 200,000 distinct names not in any model: a quadratic scan takes minutes here.
+    let f = fixture(|_| {});
+    let names: Vec<String> = (0..200_000).map(|i| format!("unknown_{i}")).collect();
+    let request = json!({
+        "feature_names": names,
+        "candidates": [{"id": "a", "values": vec![Value::Null; 200_000]}],
+    });
+    let (status, body) = post_json(&f.state, &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn every_known_counter_exists_at_zero_from_the_start() {
+    let f = fixture(|_| {});
+    let (_, text) = get(&f.state, "/metrics").await;
+    for reason in giftrank::metrics::REJECT_REASONS {
+        let line = format!("giftrank_rejected_requests_total{{reason=\"{reason}\"}} 0");
+        assert!(text.contains(&line), "missing `{line}`");
+    }
+    for outcome in ["loaded", "rejected"] {
+        let prefix = format!("giftrank_model_reloads_total{{outcome=\"{outcome}\"}} ");
+        assert!(text.contains(&prefix), "missing `{prefix}`");
+    }
+}
+
+#[tokio::test]
+async fn a_ranking_job_that_panics_gives_back_its_place_and_the_gauge() {
+    let f = fixture(|c| c.max_inflight_requests = 1);
+    let admission = f.state.admit().expect("a place");
+    assert_eq!(f.state.metrics.inflight.get(), 1);
+    let deadline = giftrank::ranker::Deadline::from_arrival(
+        std::time::Instant::now(),
+        std::time::Duration::from_secs(60),
+        None,
+    );
+    let result: Result<(), _> = f
+        .state
+        .run(admission, deadline, |_, _| panic!("a bug in a ranking job"))
+        .await;
+    assert!(matches!(
+        result,
+        Err(giftrank::ranker::RankError::Internal(_))
+    ));
+    assert_eq!(f.state.metrics.inflight.get(), 0);
+    assert_eq!(
+        post_json(&f.state, &small_request()).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_public_route_and_the_examples_validate() {
+    let f = fixture(|_| {});
+    let (status, text) = get(&f.state, "/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let document: Value = serde_json::from_str(&text).expect("JSON");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        document["openapi"]
+    );
+    for route in [
+        "/rank",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/models",
+        "/openapi.json",
+    ] {
+        assert!(document["paths"].get(route).is_some(), "{route} is missing");
+    }
+    assert!(document["paths"].get("/admin/reload").is_none());
+
+    // The request schema, resolved within the document, as a JSON Schema.
+    let mut schema = document.clone();
+    schema["$ref"] = json!("#/components/schemas/RankRequest");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    for example in ["rank_request.json", "rank_request_dense.json"] {
+        let request = common::example(example);
+        let errors: Vec<String> = validator
+            .iter_errors(&request)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{example}: {errors:?}");
+    }
+    for wrong in [
+        json!({"candidates": [], "kk": 3}),
+        json!({"candidates": [{"id": "a", "features": {"fans": true}}]}),
+        json!({"candidates": [{"id": 7}]}),
+        json!({}),
+    ] {
+        assert!(!validator.is_valid(&wrong), "{wrong} validated");
+    }
 }

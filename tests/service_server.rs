@@ -71,7 +71,7 @@ async fn random_requests_rank_as_the_engine_reference() {
     let repo = common::temp_repo();
     let server = common::start(common::test_config(repo.path())).await;
     let client = reqwest::Client::new();
-    let serving = server.state.serving_now().expect("serving");
+    let serving = server.state.models.serving().expect("serving");
     for request in random_requests(40) {
         let (status, body) = rank(&client, &server.url, &request).await;
         assert_eq!(status, 200, "{body}");
@@ -114,7 +114,7 @@ async fn a_large_request_ranked_alone_is_scored_on_two_threads_exactly() {
     request["k"] = json!(4099);
     let repo = common::temp_repo();
     let server = common::start(common::test_config(repo.path())).await;
-    let serving = server.state.serving_now().expect("serving");
+    let serving = server.state.models.serving().expect("serving");
     let (status, body) = rank(&reqwest::Client::new(), &server.url, &request).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(

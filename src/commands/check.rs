@@ -1,5 +1,6 @@
-//! `giftrank check DIR`: validates one version directory exactly as the service does
-//! before serving it, for ops to run before publishing.
+//! `giftrank check DIR`: validates one bundle directory (any directory holding
+//! `bundle.toml`) exactly as the service does before serving
+//! it, for ops to run before publishing.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,8 +13,8 @@ pub fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         Bundle::load(dir).map_err(|e| anyhow::anyhow!("{} cannot serve: {e}", dir.display()))?;
     writeln!(
         out,
-        "ok: version {} — recall {} ({} trees, {} features), rerank {} ({} trees, {} features), default_m {}, max_m {}, {} canary rows match",
-        bundle.version,
+        "ok: {} — recall {} ({} trees, {} features), rerank {} ({} trees, {} features), default_m {}, max_m {}, {} canary rows match",
+        dir.display(),
         bundle.direct.objective(),
         bundle.direct.num_trees(),
         bundle.direct.num_features(),

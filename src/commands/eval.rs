@@ -103,8 +103,8 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let shown = report::shown_m(&evaluation, bundle.default_m);
     writeln!(
         out,
-        "## giftrank eval: bundle version {} on {}\n",
-        bundle.version,
+        "## giftrank eval: bundle {} on {}\n",
+        args.bundle.display(),
         args.data.display()
     )?;
     write!(out, "{}", report::markdown(&evaluation, shown))?;

@@ -1,4 +1,4 @@
-//! The offline command-line tools behind `giftrank score`, `bench` and `eval`; argument
+//! The offline command-line tools behind `giftrank check`, `score`, `bench` and `eval`; argument
 //! parsing itself is in `main.rs`.
 
 pub mod bench;

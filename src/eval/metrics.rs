@@ -7,7 +7,7 @@
 //! functions total). Spearman is computed from exact integer rank sums, so it is the
 //! correctly rounded quotient of exact quantities up to one `sqrt`.
 
-use crate::ranking::descending;
+use crate::order::descending;
 
 /// The cut-off of `ndcg100`.
 pub const NDCG_DEPTH: usize = 100;

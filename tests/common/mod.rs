@@ -9,7 +9,8 @@ use std::sync::Arc;
 use giftrank::bundle::Bundle;
 use giftrank::config::Config;
 use giftrank::engine::FeatureMatrix;
-use giftrank::service::{AppState, Server};
+use giftrank::ranker::Ranker;
+use giftrank::server::Server;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -59,7 +60,7 @@ pub struct Running {
     pub url: String,
     pub admin_url: String,
     pub grpc_url: String,
-    pub state: Arc<AppState>,
+    pub state: Arc<Ranker>,
     pub stop: Option<oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -69,7 +70,7 @@ pub async fn start(config: Config) -> Running {
     let url = format!("http://{}", server.public_addr().expect("addr"));
     let admin_url = format!("http://{}", server.admin_addr().expect("addr"));
     let grpc_url = format!("http://{}", server.grpc_addr().expect("addr"));
-    let state = server.state();
+    let state = server.ranker();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;

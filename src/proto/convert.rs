@@ -1,31 +1,29 @@
-//! The protobuf form of a ranking request and response (`proto/giftrank/v1/ranker.proto`),
-//! shared by `POST /rank` with `application/x-protobuf` and the gRPC `Ranker`: a decoded
-//! message becomes the same [`RankRequest`] the JSON path builds (its strings moved, not
-//! copied), so one validation and ranking code serves every transport; a [`Ranked`]
-//! becomes a `RankResponse`.
+//! Protobuf messages to and from the ranking core, shared by `POST /rank` with
+//! `application/x-protobuf` and the gRPC `Ranker`: a decoded message becomes the same
+//! [`RankRequest`] the JSON path builds (its strings moved, not copied), so one
+//! validation and ranking code serves every transport; a [`Ranked`] becomes a
+//! `RankResponse`.
 
 use std::borrow::Cow;
 
 use prost::Message;
 
-use super::error::ApiError;
-use super::rank::Ranked;
-use super::request::{Candidate, FeatureValue, Features, RankRequest};
-use super::Serving;
-use crate::proto::v1 as pb;
+use super::v1 as pb;
+use crate::ranker::request::{Candidate, FeatureValue, Features, RankRequest};
+use crate::ranker::{RankError, Ranked};
 use pb::feature_value::Kind;
 
 /// Decodes a protobuf `RankRequest` body.
-pub fn decode(body: &[u8]) -> Result<RankRequest<'static>, ApiError> {
+pub fn decode(body: &[u8]) -> Result<RankRequest<'static>, RankError> {
     let message = pb::RankRequest::decode(body)
-        .map_err(|e| ApiError::Invalid(format!("body: not a protobuf RankRequest: {e}")))?;
+        .map_err(|e| RankError::Invalid(format!("body: not a protobuf RankRequest: {e}")))?;
     request(message)
 }
 
 /// The request a message stands for. A form is recognised by what is not empty, as
 /// protobuf cannot tell empty from absent: dense when `feature_names` is not empty.
 /// Errors name the field as the JSON path does (`candidates[3].values[1]`).
-pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, ApiError> {
+pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, RankError> {
     let dense = !message.feature_names.is_empty();
     let context = features(message.context, |name| format!("context.{name}"))?;
     let candidates = message
@@ -53,7 +51,7 @@ pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, ApiErro
                 values,
             })
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect::<Result<Vec<_>, RankError>>()?;
     Ok(RankRequest {
         request_id: message.request_id.map(Cow::Owned),
         context,
@@ -68,14 +66,14 @@ pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, ApiErro
 fn features(
     map: impl IntoIterator<Item = (String, pb::FeatureValue)>,
     field: impl Fn(&str) -> String,
-) -> Result<Option<Features<'static>>, ApiError> {
+) -> Result<Option<Features<'static>>, RankError> {
     let pairs = map
         .into_iter()
         .map(|(name, v)| {
             let value = value(v, || field(&name))?;
             Ok((Cow::Owned(name), value))
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect::<Result<Vec<_>, RankError>>()?;
     Ok((!pairs.is_empty()).then_some(Features(pairs)))
 }
 
@@ -83,11 +81,11 @@ fn features(
 fn value(
     value: pb::FeatureValue,
     field: impl FnOnce() -> String,
-) -> Result<FeatureValue<'static>, ApiError> {
+) -> Result<FeatureValue<'static>, RankError> {
     match value.kind {
         None => Ok(FeatureValue::Missing),
         Some(Kind::Number(x)) if x.is_finite() => Ok(FeatureValue::Number(x)),
-        Some(Kind::Number(x)) => Err(ApiError::Invalid(format!(
+        Some(Kind::Number(x)) => Err(RankError::Invalid(format!(
             "{}: {x} is not a finite number (leave the value unset for missing)",
             field()
         ))),
@@ -95,10 +93,10 @@ fn value(
     }
 }
 
-/// The response to `request`, ranked on `serving`. `request_id` is the request's, else
-/// `header_id` (the `x-request-id` header or metadata).
+/// The response to `request`, ranked by model version `version`. `request_id` is the
+/// request's, else `header_id` (the `x-request-id` header or metadata).
 pub fn response(
-    serving: &Serving,
+    version: u64,
     request: &RankRequest<'_>,
     ranked: &Ranked,
     header_id: Option<&str>,
@@ -120,7 +118,7 @@ pub fn response(
             .as_deref()
             .or(header_id)
             .map(str::to_owned),
-        model_version: serving.bundle.version.to_string(),
+        model_version: version.to_string(),
         m: ranked.m as u64,
         items,
     }
@@ -217,7 +215,7 @@ mod tests {
     #[test]
     fn garbage_is_invalid() {
         let err = decode(b"\xff\xff\xff").unwrap_err();
-        assert!(matches!(err, ApiError::Invalid(_)), "{err:?}");
+        assert!(matches!(err, RankError::Invalid(_)), "{err:?}");
         assert!(err.to_string().starts_with("body: "), "{err}");
     }
 }

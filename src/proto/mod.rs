@@ -1,7 +1,9 @@
 //! The API's protobuf schema (`proto/giftrank/v1/ranker.proto`), compiled by `build.rs`:
-//! the messages, the `Ranker` gRPC server and client stubs, and the codec they use.
-//! Turning messages into ranking requests belongs to `service::protobuf`; serving them
-//! over gRPC to [`crate::grpc`].
+//! the messages, the `Ranker` gRPC server and client stubs, and the codec they use; and
+//! their conversion to and from the ranking core's types ([`convert`]). Serving them over
+//! gRPC is [`crate::grpc`]'s, and as `application/x-protobuf` bodies `crate::http`'s.
+
+pub mod convert;
 
 use std::marker::PhantomData;
 

@@ -1,37 +1,53 @@
-//! The JSON body of `POST /rank` (DESIGN.md §2), decoded in one pass with borrowed
-//! strings; a decoding error names the field at fault (`candidates[3].values[1]`).
+//! A ranking request as the core sees it (DESIGN.md §2), whatever transport brought it:
+//! sparse (`features` per candidate) or dense (`feature_names` + `values`). Its serde
+//! `Deserialize` borrows strings from the body; JSON decoding itself is `http::json`'s,
+//! and protobuf messages become this type in `proto::convert`.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
-
-use super::error::ApiError;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
 /// A `/rank` request, sparse (`features` per candidate) or dense (`feature_names` +
-/// `values` per candidate).
-#[derive(Debug, Deserialize)]
+/// `values` per candidate). Unknown keys are an error. (Its OpenAPI schema is derived
+/// from this type: the doc comments below are the API document's descriptions.)
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankRequest<'a> {
+    /// Echoed in the response (else the `x-request-id` header is).
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>)]
     pub request_id: Option<Cow<'a, str>>,
+    /// Feature values shared by every candidate (the user's context); a candidate's own
+    /// value wins.
     #[serde(borrow, default)]
     pub context: Option<Features<'a>>,
+    /// Dense form: the name of each position of every candidate's `values`, each once.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub feature_names: Option<Vec<Cow<'a, str>>>,
+    /// The candidates, each with a unique `id`.
     #[serde(borrow)]
     pub candidates: Vec<Candidate<'a>>,
+    /// Recall size M (1 to the version's `max_m`; default: its `default_m`).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub m: Option<u64>,
+    /// How many items to return (at least 1; default: all).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub k: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One candidate: sparse `features`, or dense `values` in `feature_names` order.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Candidate<'a> {
     #[serde(borrow)]
+    #[schema(value_type = String)]
     pub id: Cow<'a, str>,
     #[serde(borrow, default)]
     pub features: Option<Features<'a>>,
@@ -51,30 +67,51 @@ pub enum FeatureValue<'a> {
 #[derive(Debug, Default)]
 pub struct Features<'a>(pub Vec<(Cow<'a, str>, FeatureValue<'a>)>);
 
-impl<'a> RankRequest<'a> {
-    /// Decodes a request body; the error message names the offending field.
-    pub fn decode(body: &'a [u8]) -> Result<Self, ApiError> {
-        // Tracking the path costs as much as the decoding itself, so it is done only to
-        // explain a body that has already failed.
-        serde_json::from_slice(body).or_else(|_| Self::decode_with_path(body))
+impl utoipa::PartialSchema for FeatureValue<'_> {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(Object::with_type(Type::Number))
+            .item(Object::with_type(Type::Null))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "a category label, for a feature the models know as a pandas category",
+                    )),
+            )
+            .description(Some(
+                "A feature value: a finite number, null (missing), or a category label.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FeatureValue<'_> {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("FeatureValue")
+    }
+}
+
+impl utoipa::PartialSchema for Features<'_> {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(utoipa::openapi::Ref::from_schema_name("FeatureValue")))
+            .description(Some("Feature values by name."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Features<'_> {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Features")
     }
 
-    /// Decodes `body` tracking the path of each value, for the error message.
-    fn decode_with_path(body: &'a [u8]) -> Result<Self, ApiError> {
-        let mut deserializer = serde_json::Deserializer::from_slice(body);
-        let request: Self = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                ApiError::Invalid(format!("invalid request: {inner}"))
-            } else {
-                ApiError::Invalid(format!("{path}: {inner}"))
-            }
-        })?;
-        deserializer
-            .end()
-            .map_err(|e| ApiError::Invalid(format!("invalid request: {e}")))?;
-        Ok(request)
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            "FeatureValue".to_owned(),
+            <FeatureValue<'_> as utoipa::PartialSchema>::schema(),
+        ));
     }
 }
 

@@ -3,9 +3,10 @@
 //! candidate's key order (sparse form), so the per-value work is a string comparison, not
 //! a hash lookup. Candidate values win over `context`; `null` and absent are missing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::error::ApiError;
+use super::error::RankError;
 use super::request::{Candidate, FeatureValue, RankRequest};
 use crate::bundle::Bundle;
 use crate::engine::{FeatureMatrix, Model};
@@ -84,19 +85,13 @@ pub struct Batch<'r> {
 
 impl<'r> Batch<'r> {
     /// Checks the request's shape (one form, lengths, ids, labels) and resolves its names.
-    pub fn new(request: &'r RankRequest<'r>, index: &'r FeatureIndex) -> Result<Self, ApiError> {
+    pub fn new(request: &'r RankRequest<'r>, index: &'r FeatureIndex) -> Result<Self, RankError> {
         let dense = request
             .feature_names
             .as_ref()
             .map(|names| names.iter().map(|n| index.get(n)).collect::<Vec<_>>());
-        if let (Some(names), Some(slots)) = (&request.feature_names, &dense) {
-            for (j, (name, slot)) in names.iter().zip(slots).enumerate() {
-                if slot.is_none() && names[..j].contains(name) {
-                    return Err(ApiError::Invalid(format!(
-                        "feature_names[{j}]: `{name}` appears twice"
-                    )));
-                }
-            }
+        if let Some(names) = &request.feature_names {
+            check_unique(names)?;
         }
         let mut context = Vec::new();
         if let Some(features) = &request.context {
@@ -120,12 +115,12 @@ impl<'r> Batch<'r> {
         Ok(batch)
     }
 
-    fn check_candidates(&self) -> Result<(), ApiError> {
+    fn check_candidates(&self) -> Result<(), RankError> {
         let mut ids = std::collections::HashSet::with_capacity(self.request.candidates.len());
         let mut cache = KeyCache::default();
         for (i, candidate) in self.request.candidates.iter().enumerate() {
             if !ids.insert(candidate.id.as_ref()) {
-                return Err(ApiError::Invalid(format!(
+                return Err(RankError::Invalid(format!(
                     "candidates[{i}].id: `{}` is a duplicate id",
                     candidate.id
                 )));
@@ -133,7 +128,7 @@ impl<'r> Batch<'r> {
             match (&self.dense, &candidate.features, &candidate.values) {
                 (Some(slots), None, Some(values)) => {
                     if values.len() != slots.len() {
-                        return Err(ApiError::Invalid(format!(
+                        return Err(RankError::Invalid(format!(
                             "candidates[{i}].values: {} values for {} feature_names",
                             values.len(),
                             slots.len()
@@ -144,17 +139,17 @@ impl<'r> Batch<'r> {
                     }
                 }
                 (Some(_), _, None) => {
-                    return Err(ApiError::Invalid(format!(
+                    return Err(RankError::Invalid(format!(
                         "candidates[{i}].values: a dense request (with feature_names) needs `values` on every candidate"
                     )))
                 }
                 (Some(_), Some(_), Some(_)) => {
-                    return Err(ApiError::Invalid(format!(
+                    return Err(RankError::Invalid(format!(
                         "candidates[{i}].features: a dense request (with feature_names) takes `values`, not `features`"
                     )))
                 }
                 (None, _, Some(_)) => {
-                    return Err(ApiError::Invalid(format!(
+                    return Err(RankError::Invalid(format!(
                         "candidates[{i}].values: `values` needs a top-level `feature_names`"
                     )))
                 }
@@ -216,13 +211,27 @@ fn number(model: &Model, column: usize, value: &FeatureValue<'_>) -> f64 {
     }
 }
 
+/// Every name of a dense request's `feature_names` once: a duplicate is refused, naming
+/// both positions. One hash set pass, so a body of millions of names costs O(n).
+fn check_unique(names: &[Cow<'_, str>]) -> Result<(), RankError> {
+    let mut first_at: HashMap<&str, usize> = HashMap::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        if let Some(i) = first_at.insert(name, j) {
+            return Err(RankError::Invalid(format!(
+                "feature_names[{j}]: `{name}` appears twice (first at feature_names[{i}])"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn check_label(
     slot: Option<Slot>,
     value: &FeatureValue<'_>,
     field: impl FnOnce() -> String,
-) -> Result<(), ApiError> {
+) -> Result<(), RankError> {
     match value {
-        FeatureValue::Label(label) if !slot.is_some_and(|s| s.accepts_labels) => Err(ApiError::Invalid(format!(
+        FeatureValue::Label(label) if !slot.is_some_and(|s| s.accepts_labels) => Err(RankError::Invalid(format!(
             "{}: `{label}` is a string, but the feature is not categorical with category labels in the serving models",
             field()
         ))),

@@ -1,10 +1,22 @@
-//! The service's Prometheus metrics (DESIGN.md §5), held in state as one struct with its
-//! own registry — no globals — and rendered in the text exposition format.
+//! The service's Prometheus metrics (DESIGN.md §5), held by the ranking core as one struct
+//! with its own registry — no globals — and rendered in the text exposition format. Both
+//! transports record into it; it knows neither.
 
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// Every `reason` of `rejected_requests_total`, present at 0 from the start.
+pub const REJECT_REASONS: [&str; 7] = [
+    "overloaded",
+    "not_ready",
+    "deadline",
+    "body_too_large",
+    "too_many_candidates",
+    "unsupported_media_type",
+    "body_timeout",
+];
 
 /// Every metric giftrank exports, all prefixed `giftrank_`.
 #[derive(Debug, Clone)]
@@ -45,12 +57,12 @@ impl Metrics {
         let sizes = exponential_buckets(1.0, 2.0, 15).expect("valid buckets");
         let metrics = Self {
             http_requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "HTTP requests and gRPC calls answered, by matched route (gRPC: the full method) and status code (gRPC: the HTTP status POST /rank would answer)."),
+                Opts::new("http_requests_total", "Requests answered on the public listeners, by route and status. HTTP: the matched route and the status code. gRPC (HTTP/2 requests too): the route is the full method, e.g. /giftrank.v1.Ranker/Rank, and the status the HTTP code POST /rank answers for the same outcome (INVALID_ARGUMENT 400, RESOURCE_EXHAUSTED 413, UNAVAILABLE 503, DEADLINE_EXCEEDED 504)."),
                 &["route", "status"],
             )
             .expect("metric"),
             request_duration: HistogramVec::new(
-                HistogramOpts::new("request_duration_seconds", "Time from request received to response ready, by route.")
+                HistogramOpts::new("request_duration_seconds", "Time from request arrival to response ready, by route (as in http_requests_total).")
                     .buckets(latency.clone()),
                 &["route"],
             )
@@ -83,9 +95,9 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("metric"),
-            inflight: IntGauge::new("inflight_requests", "Ranking requests (/rank or gRPC Rank) being served now.").expect("metric"),
+            inflight: IntGauge::new("inflight_requests", "Ranking requests (/rank or gRPC Rank) admitted and not yet done: reading their body, waiting for or running their ranking.").expect("metric"),
             rejected: IntCounterVec::new(
-                Opts::new("rejected_requests_total", "Ranking requests (/rank or gRPC Rank) refused before ranking, by reason."),
+                Opts::new("rejected_requests_total", "Ranking requests (/rank or gRPC Rank) answered without a ranking for a reason other than invalid input: overloaded, not_ready, deadline, body_too_large, too_many_candidates, unsupported_media_type, body_timeout. Invalid requests are counted as status 400 in http_requests_total."),
                 &["reason"],
             )
             .expect("metric"),
@@ -111,6 +123,9 @@ impl Metrics {
         }
         for outcome in ["loaded", "rejected"] {
             metrics.reloads.with_label_values(&[outcome]);
+        }
+        for reason in REJECT_REASONS {
+            metrics.rejected.with_label_values(&[reason]);
         }
         for stage in ["recall", "rerank"] {
             metrics.stage_duration.with_label_values(&[stage]);

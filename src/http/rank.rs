@@ -1,0 +1,201 @@
+//! `POST /rank`: what can be refused cheaply is refused first (content type, a declared
+//! length over the limit, no place free, nothing serving); then, holding its admission, the
+//! body is read under the size limit and the deadline (counted from arrival), and ranked
+//! off the async runtime by the core. Bodies are JSON or protobuf
+//! (`application/x-protobuf`); the response is protobuf when the request is or `Accept`
+//! asks for it.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prost::Message;
+use tower_http::timeout::TimeoutError;
+
+use super::error::{ErrorBody, HttpError};
+use super::json::{self, RankResponse};
+use super::Arrived;
+use crate::proto::convert;
+use crate::ranker::{rank_request, Deadline, RankError, RankRequest, Ranker, Serving};
+
+/// Ranks one impression's candidates (DESIGN.md §1, §2).
+#[utoipa::path(post, path = "/rank", tag = "ranking",
+    request_body(
+        description = "JSON, or protobuf giftrank.v1.RankRequest (proto/giftrank/v1/ranker.proto) as application/x-protobuf",
+        content((RankRequest = "application/json"), (Object = "application/x-protobuf"))),
+    responses(
+        (status = 200, description = "The ranked candidates (protobuf giftrank.v1.RankResponse when the request is protobuf or Accept asks for it)", body = RankResponse),
+        (status = 400, description = "Malformed or invalid; the message names the field", body = ErrorBody),
+        (status = 408, description = "The body stalled longer than body_read_timeout_ms", body = ErrorBody),
+        (status = 413, description = "Body or candidate count over the limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor protobuf", body = ErrorBody),
+        (status = 503, description = "Not ready, or overloaded (shed at once)", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "seconds"))),
+        (status = 504, description = "The deadline (counted from arrival) passed", body = ErrorBody)))]
+pub async fn handle(
+    State(ranker): State<Arc<Ranker>>,
+    Extension(Arrived(arrived)): Extension<Arrived>,
+    request: Request,
+) -> Result<Response, HttpError> {
+    let deadline = Deadline::from_arrival(arrived, ranker.config.request_timeout(), None);
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(format) = Format::of(content_type) else {
+        ranker.count_rejected("unsupported_media_type");
+        return Err(HttpError::UnsupportedMediaType(format!(
+            "Content-Type `{content_type}` is not supported; send application/json or application/x-protobuf"
+        )));
+    };
+    let answer = if format == Format::Protobuf || accepts_protobuf(headers) {
+        Format::Protobuf
+    } else {
+        Format::Json
+    };
+    let limit = ranker.config.max_body_bytes;
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        return Err(too_large(&ranker).into());
+    }
+    let admission = ranker.admit()?;
+    let body = read_body(&ranker, body, deadline).await?;
+    let header_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let encoded = ranker
+        .run(admission, deadline, move |ranker, serving| {
+            rank(
+                ranker,
+                serving,
+                &body,
+                (format, answer),
+                header_id.as_deref(),
+            )
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, answer.media_type())], encoded).into_response())
+}
+
+/// Reads the whole body, at most `max_body_bytes` of it, before the deadline. A body that
+/// stalls for `body_read_timeout_ms` fails sooner (`408`).
+async fn read_body(
+    ranker: &Ranker,
+    body: Body,
+    deadline: Deadline,
+) -> Result<axum::body::Bytes, HttpError> {
+    let limited = Limited::new(body, ranker.config.max_body_bytes);
+    match tokio::time::timeout_at(deadline.at.into(), limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large(ranker).into()),
+        Ok(Err(e)) if caused_by::<TimeoutError>(e.as_ref()) => {
+            ranker.count_rejected("body_timeout");
+            Err(HttpError::BodyTimeout(format!(
+                "body: nothing arrived for {} ms",
+                ranker.config.body_read_timeout_ms
+            )))
+        }
+        Ok(Err(e)) => Err(RankError::Invalid(format!("body: {e}")).into()),
+        Err(_) => Err(ranker
+            .deadline_exceeded(deadline, "while its body was being read")
+            .into()),
+    }
+}
+
+/// Whether `error` or one of its sources is an `E`.
+fn caused_by<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<E>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+fn too_large(ranker: &Ranker) -> RankError {
+    ranker.reject(
+        "body_too_large",
+        RankError::TooLarge(format!(
+            "body: larger than the limit of {} bytes",
+            ranker.config.max_body_bytes
+        )),
+    )
+}
+
+/// The `Content-Length` the client declared, if any.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A body format of `/rank`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Protobuf,
+}
+
+impl Format {
+    /// The format of a `Content-Type`, if supported (parameters such as charset ignored).
+    fn of(media_type: &str) -> Option<Self> {
+        let essence = media_type.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(Format::Json)
+        } else if essence.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(Format::Protobuf)
+        } else {
+            None
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Protobuf => "application/x-protobuf",
+        }
+    }
+}
+
+/// Whether an `Accept` header lists `application/x-protobuf`.
+fn accepts_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| Format::of(range) == Some(Format::Protobuf))
+}
+
+/// Decodes and ranks one request on `serving`; returns the response body. `formats` are
+/// the request's and the response's. The response's `request_id` is the body's, else the
+/// `x-request-id` header's.
+fn rank(
+    ranker: &Ranker,
+    serving: &Serving,
+    body: &[u8],
+    formats: (Format, Format),
+    header_id: Option<&str>,
+) -> Result<Vec<u8>, RankError> {
+    let request = match formats.0 {
+        Format::Json => json::decode(body)?,
+        Format::Protobuf => convert::decode(body)?,
+    };
+    let ranked = rank_request(ranker, serving, &request)?;
+    if formats.1 == Format::Protobuf {
+        return Ok(
+            convert::response(serving.version, &request, &ranked, header_id).encode_to_vec(),
+        );
+    }
+    json::response(serving.version, &request, &ranked, header_id)
+}
