@@ -765,3 +765,31 @@ fn cli_on_the_shipped_models() {
         }
     }
 }
+
+#[test]
+fn check_and_eval_take_any_bundle_directory_not_only_numbered_ones() {
+    let scratch = Scratch::new("named");
+    let bundle = scratch.0.join("candidate-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for entry in std::fs::read_dir(fixtures().join("bundle/1")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), bundle.join(entry.file_name())).unwrap();
+    }
+    let out = giftrank(&["check", path_str(&bundle)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+    let data = fixtures().join("data.csv");
+    let out = giftrank(&[
+        "eval",
+        "--bundle",
+        path_str(&bundle),
+        "--data",
+        path_str(&data),
+        "--label",
+        "gift_amount",
+        "--m",
+        "50",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("candidate-bundle"));
+}

@@ -1,6 +1,6 @@
 //! The HTTP adapter over the ranking core: the public router (`/rank`, the read-only
-//! routes, the OpenAPI document), the admin router, request ids, and the `track` middleware that stamps each
-//! request's arrival and counts and times it. Codecs: `json` here, protobuf in
+//! routes, the OpenAPI document) and the admin router (`admin`). Every public request
+//! passes `track` (arrival, metrics, request id). Codecs: `json` here, protobuf in
 //! [`crate::proto::convert`]; errors meet HTTP in `error`.
 
 pub mod admin;
@@ -9,30 +9,23 @@ mod info;
 pub mod json;
 pub mod openapi;
 mod rank;
+mod track;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::HttpError;
+pub use track::Arrived;
+use track::{track, RequestIds};
 
 use crate::ranker::Ranker;
-
-/// When a request arrived (its head was read): its deadline counts from then.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrived(pub Instant);
 
 /// The public router: `/rank` and the read-only routes. Admin routes never exist here.
 pub fn router(ranker: Arc<Ranker>) -> Router {
@@ -57,48 +50,4 @@ pub fn router(ranker: Arc<Ranker>) -> Router {
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
-}
-
-/// Stamps the arrival of every request, then counts and times it by matched route and
-/// status.
-async fn track(State(ranker): State<Arc<Ranker>>, mut request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    request.extensions_mut().insert(Arrived(start));
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    ranker
-        .metrics
-        .observe_request(&route, response.status().as_str(), start.elapsed());
-    response
-}
-
-/// Request ids for requests that come without `x-request-id`: process start time and a counter.
-#[derive(Debug, Clone)]
-struct RequestIds {
-    prefix: String,
-    next: Arc<AtomicU64>,
-}
-
-impl Default for RequestIds {
-    fn default() -> Self {
-        let started = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        Self {
-            prefix: format!("gr-{started:x}"),
-            next: Arc::new(AtomicU64::new(1)),
-        }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
-            .ok()
-            .map(RequestId::new)
-    }
 }

@@ -17,7 +17,7 @@ use tower_http::timeout::TimeoutError;
 
 use super::error::{ErrorBody, HttpError};
 use super::json::{self, RankResponse};
-use super::Arrived;
+use super::track::Arrived;
 use crate::proto::convert;
 use crate::ranker::{rank_request, Deadline, RankError, RankRequest, Ranker, Serving};
 

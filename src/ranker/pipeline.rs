@@ -8,7 +8,7 @@ use super::error::RankError;
 use super::features::{Batch, Side};
 use super::models::Serving;
 use super::request::RankRequest;
-use super::Ranker;
+use super::state::Ranker;
 use crate::order;
 
 /// From this many candidates on, a request ranked while no other is in flight scores

@@ -1,0 +1,196 @@
+//! The [`Ranker`]: the state every request and transport shares — configuration,
+//! metrics, the model versions, readiness — and the admission and running of ranking
+//! jobs under their deadlines.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::deadline::Deadline;
+use super::error::RankError;
+use super::models::{self, PinError, ReloadOutcome, Serving};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::repository::Scanner;
+
+/// State shared by every request and transport.
+#[derive(Debug)]
+pub struct Ranker {
+    pub config: Config,
+    pub metrics: Metrics,
+    pub models: models::Models,
+    shutting_down: AtomicBool,
+    inflight: Arc<Semaphore>,
+    /// [`Ranker::is_ready`], for those who follow it (the gRPC health service).
+    readiness: watch::Sender<bool>,
+}
+
+/// A ranking request's place among those in flight: held from admission (before its body
+/// is read) until its ranking job ends, even by a panic. Counted in `inflight_requests`.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
+    metrics: Metrics,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.metrics.inflight.dec();
+    }
+}
+
+impl Ranker {
+    /// Builds the core and loads the version to serve, if the repository has a valid one;
+    /// with none it still starts (not ready) and serves the first valid version a later
+    /// reload finds. Blocking: call it off the async runtime.
+    pub fn start(config: Config) -> Arc<Self> {
+        let ranker = Arc::new(Self {
+            metrics: Metrics::new(),
+            models: models::Models::new(Scanner::new(config.model_repo.clone())),
+            shutting_down: AtomicBool::new(false),
+            inflight: Arc::new(Semaphore::new(config.max_inflight_requests)),
+            readiness: watch::Sender::new(false),
+            config,
+        });
+        ranker.reload();
+        if ranker.models.serving().is_none() {
+            tracing::warn!(
+                repository = %ranker.config.model_repo.display(),
+                "no valid model version yet: not ready; serving starts when one appears"
+            );
+        }
+        ranker
+    }
+
+    /// Rescans the repository and swaps in the version that should serve, if it changed.
+    /// Blocking: call it off the async runtime.
+    pub fn reload(&self) -> ReloadOutcome {
+        let outcome = self.models.reload(&self.metrics);
+        self.publish_readiness();
+        outcome
+    }
+
+    /// Pins `version` (it must be valid) and serves it until unpinned. Blocking.
+    pub fn pin(&self, version: u64) -> Result<ReloadOutcome, PinError> {
+        let outcome = self.models.pin(version, &self.metrics);
+        self.publish_readiness();
+        outcome
+    }
+
+    /// Removes the pin: the highest valid version serves again. Blocking.
+    pub fn unpin(&self) -> ReloadOutcome {
+        let outcome = self.models.unpin(&self.metrics);
+        self.publish_readiness();
+        outcome
+    }
+
+    /// Counts a request answered without a ranking, by reason (`rejected_requests_total`).
+    pub fn count_rejected(&self, reason: &str) {
+        self.metrics.rejected.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a request answered without a ranking, by reason, and returns the error.
+    pub fn reject(&self, reason: &str, error: RankError) -> RankError {
+        self.count_rejected(reason);
+        error
+    }
+
+    /// A place among the ranking requests in flight. Refused at once, never queued, when
+    /// all are taken (`503`, shed) or when no version serves yet.
+    pub fn admit(&self) -> Result<Admission, RankError> {
+        if self.models.serving_version().is_none() {
+            return Err(self.reject(
+                "not_ready",
+                RankError::NotReady("no model version is serving yet".into()),
+            ));
+        }
+        let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
+            return Err(self.reject(
+                "overloaded",
+                RankError::Overloaded(format!(
+                    "{} ranking requests are already in flight; retry shortly",
+                    self.config.max_inflight_requests
+                )),
+            ));
+        };
+        self.metrics.inflight.inc();
+        Ok(Admission {
+            _permit: permit,
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// Runs an admitted ranking job off the async runtime on one snapshot of the serving
+    /// version, answering `504` once `deadline` passes (the job still holds its place
+    /// until it ends). Shared by every transport.
+    pub async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        admission: Admission,
+        deadline: Deadline,
+        job: impl FnOnce(&Ranker, &Serving) -> Result<T, RankError> + Send + 'static,
+    ) -> Result<T, RankError> {
+        let Some(serving) = self.models.serving() else {
+            return Err(self.reject(
+                "not_ready",
+                RankError::NotReady("no model version is serving yet".into()),
+            ));
+        };
+        if deadline.has_passed() {
+            return Err(self.deadline_exceeded(deadline, "before ranking began"));
+        }
+        let worker = self.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _admission = admission;
+            job(&worker, &serving)
+        });
+        match tokio::time::timeout_at(deadline.at.into(), work).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(RankError::Internal(format!("ranking task failed: {join}"))),
+            Err(_) => Err(self.deadline_exceeded(deadline, "while ranking")),
+        }
+    }
+
+    /// The `504` of a request whose deadline passed `when`; counted as `deadline`.
+    pub fn deadline_exceeded(&self, deadline: Deadline, when: &str) -> RankError {
+        self.reject(
+            "deadline",
+            RankError::DeadlineExceeded(format!(
+                "the request's deadline of {} ms (counted from its arrival) passed {when}",
+                deadline.length.as_millis()
+            )),
+        )
+    }
+
+    /// Whether the calling ranking job is the only one admitted: then a second core is
+    /// free to share its scoring.
+    pub fn ranking_alone(&self) -> bool {
+        self.inflight.available_permits() + 1 >= self.config.max_inflight_requests
+    }
+
+    pub fn is_ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst) && self.models.serving_version().is_some()
+    }
+
+    /// True once shutdown has begun (it never ends).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// A receiver of [`Ranker::is_ready`] that changes when readiness does.
+    pub fn subscribe_readiness(&self) -> watch::Receiver<bool> {
+        self.readiness.subscribe()
+    }
+
+    fn publish_readiness(&self) {
+        let ready = self.is_ready();
+        self.readiness
+            .send_if_modified(|published| std::mem::replace(published, ready) != ready);
+    }
+
+    /// Readiness turns false; in-flight requests still finish.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.publish_readiness();
+    }
+}
