@@ -536,3 +536,124 @@ async fn an_in_flight_call_completes_across_shutdown() {
     let response = in_flight.await.expect("join").expect("ranked");
     assert_eq!(response.into_inner().items.len(), 10);
 }
+
+/// The numeric-category fixture (LightGBM-made): its model, and rows whose category is
+/// given as a number, each with `Booster.predict` on a pandas DataFrame.
+fn numeric_categories() -> (std::path::PathBuf, Value) {
+    let dir = common::repo_root().join("tests/fixtures/engine/pandas_numeric_categories");
+    let text = std::fs::read_to_string(dir.join("service_rows.json")).expect("rows");
+    (
+        dir.join("model.txt"),
+        serde_json::from_str(&text).expect("JSON"),
+    )
+}
+
+fn close(got: f64, want: f64) -> bool {
+    got == want || (got - want).abs() <= 1e-9 * got.abs().max(want.abs())
+}
+
+#[tokio::test]
+async fn a_category_given_as_a_number_means_the_same_in_json_protobuf_grpc_and_csv() {
+    let (model, fixture) = numeric_categories();
+    let rows = fixture["rows"].as_array().expect("rows");
+    // One version whose two models are the fixture model.
+    let repo = tempfile::tempdir().expect("temp");
+    let version = repo.path().join("1");
+    std::fs::create_dir_all(&version).expect("dir");
+    std::fs::copy(&model, version.join("model.txt")).expect("copy");
+    std::fs::write(
+        version.join("bundle.toml"),
+        format!(
+            "format_version = 1\n[recall]\nmodel = \"model.txt\"\ndefault_m = {n}\nmax_m = {n}\n[rerank]\nmodel = \"model.txt\"\n",
+            n = rows.len()
+        ),
+    )
+    .expect("bundle");
+    let server = common::start(common::test_config(repo.path())).await;
+
+    let expected: BTreeMap<String, f64> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (format!("r{i}"), row["expected"].as_f64().expect("expected")))
+        .collect();
+    let request = json!({
+        "candidates": rows.iter().enumerate().map(|(i, row)| json!({
+            "id": format!("r{i}"),
+            "features": row["features"],
+        })).collect::<Vec<_>>(),
+    });
+    let check = |path: &str, response: &pb::RankResponse| {
+        assert_eq!(response.items.len(), rows.len(), "{path}");
+        for item in &response.items {
+            let want = expected[&item.id];
+            assert!(
+                close(item.direct_score, want),
+                "{path} {}: {} != LightGBM's {want}",
+                item.id,
+                item.direct_score
+            );
+        }
+    };
+    check("JSON", &rank_json(&server.url, &request).await);
+
+    let http = reqwest::Client::new();
+    let response = post_protobuf(
+        &http,
+        &format!("{}/rank", server.url),
+        to_proto(&request).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let decoded =
+        pb::RankResponse::decode(response.bytes().await.expect("body")).expect("protobuf");
+    check("protobuf", &decoded);
+
+    let mut client = ranker(&server.grpc_url).await;
+    let response = client.rank(to_proto(&request)).await.expect("ranked");
+    check("gRPC", &response.into_inner());
+    server.shutdown().await;
+
+    // The same rows as CSV text, the category written as a float (`3.0`).
+    let names: Vec<&str> = fixture["feature_names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|n| n.as_str().expect("name"))
+        .collect();
+    let mut csv = names.join(",");
+    for row in rows {
+        csv.push('\n');
+        let cells: Vec<String> = names
+            .iter()
+            .map(|name| match &row["features"][*name] {
+                Value::Number(n) if *name == "bucket" => format!("{:?}", n.as_f64().expect("f64")),
+                Value::Number(n) => format!("{}", n.as_f64().expect("f64")),
+                _ => String::new(),
+            })
+            .collect();
+        csv.push_str(&cells.join(","));
+    }
+    let data = repo.path().join("rows.csv");
+    std::fs::write(&data, csv + "\n").expect("csv");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_giftrank"))
+        .args(["score", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("giftrank score");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("a score"))
+        .collect();
+    assert_eq!(scores.len(), rows.len());
+    for (i, (got, row)) in scores.iter().zip(rows).enumerate() {
+        let want = row["expected"].as_f64().expect("expected");
+        assert!(close(*got, want), "CSV row {i}: {got} != LightGBM's {want}");
+    }
+}

@@ -201,11 +201,14 @@ impl<'r> Batch<'r> {
     }
 }
 
-/// A value as the model sees it; labels were checked by [`Batch::new`], so an unknown
-/// label here is an unseen category (missing).
+/// A value as the model sees it. For a feature with a pandas category list, a number is
+/// a category too, mapped through that list as pandas does (`3.0` is category 3; one not
+/// in the list is missing), exactly as a label and as a CSV cell are; for any other
+/// feature a number is itself (for a categorical one, the raw code). Labels were checked
+/// by [`Batch::new`], so an unknown label here is an unseen category (missing).
 fn number(model: &Model, column: usize, value: &FeatureValue<'_>) -> f64 {
     match value {
-        FeatureValue::Number(x) => *x,
+        FeatureValue::Number(x) => model.category_value_of_number(column, *x).unwrap_or(*x),
         FeatureValue::Missing => f64::NAN,
         FeatureValue::Label(label) => model.category_value(column, label).unwrap_or(f64::NAN),
     }
