@@ -139,13 +139,16 @@ pub fn read(path: &Path, models: &[&Model], numeric: &[&str]) -> Result<Loaded, 
     })
 }
 
-/// One cell as the value of `feature`: missing, a number, or — for a feature with pandas
-/// category labels — a label, mapped as LightGBM's Python package maps it (unseen: missing).
+/// One cell as the value of `feature`: missing, or — for a feature with a pandas category
+/// list — a category, by the engine's one rule for text ([`Model::category_value`]: its
+/// code, numeric categories matched by the number the text spells, anything else
+/// missing), or else a number (for other categorical features, the raw code).
 fn feature_value(model: &Model, feature: usize, cell: &str) -> Option<f64> {
     if is_missing(cell) {
         return Some(f64::NAN);
     }
-    model
-        .category_value(feature, cell)
-        .or_else(|| cell.parse::<f64>().ok())
+    match model.category_value(feature, cell) {
+        Some(value) => Some(value),
+        None => cell.parse::<f64>().ok(),
+    }
 }

@@ -777,7 +777,11 @@ fn check_and_eval_take_any_bundle_directory_not_only_numbered_ones() {
     }
     let out = giftrank(&["check", path_str(&bundle)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("ok: "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("ok: "),
+        "{}",
+        text(&out.stdout)
+    );
     let data = fixtures().join("data.csv");
     let out = giftrank(&[
         "eval",

@@ -17,12 +17,15 @@ numpy (or pandas) data with fixed seeds and writes a directory
     same f64: ``nan``, ``inf``, ``-inf``, ``-0.0``, ``1e-35``,
     ``1.0000000180025095e-35`` ...  In the ``pandas_categorical`` case the
     category columns hold the category strings (an empty cell is a missing
-    value, ``__unseen__`` is a string never seen in training).
+    value, ``__unseen__`` is a string never seen in training); in
+    ``pandas_numeric_categories`` the categories are numbers and so are the
+    cells (``3.0``), apart from the empty and ``__unseen__`` ones.
 ``expected.csv``
     ``Booster.predict(X)`` on exactly those rows, same order.  ``X`` is a
-    float64 numpy array built from the same values (for ``pandas_categorical``:
-    a DataFrame whose category columns use the training ``CategoricalDtype``,
-    so LightGBM does its own category mapping).  Header ``prediction`` for
+    float64 numpy array built from the same values (for the pandas cases: a
+    DataFrame whose category columns use the training ``CategoricalDtype``, so
+    LightGBM does its own category mapping; pandas matches numbers to numeric
+    categories by value).  Header ``prediction`` for
     single-output models, ``class_0,class_1,...`` for multi-output ones.
 ``raw.csv``
     Same as ``expected.csv`` but ``Booster.predict(X, raw_score=True)``.
@@ -30,6 +33,11 @@ numpy (or pandas) data with fixed seeds and writes a directory
     One line per data row saying what the row exercises (``ordinary``,
     ``special <feature>=<value>``, ``threshold ...``, ``cat_split ...``) --
     only a debugging aid for the tests.
+``service_rows.json`` (``pandas_numeric_categories`` only)
+    The data rows a JSON request can carry (no infinities, no text in the
+    category column), with each category given as a JSON number, missing values
+    as ``null``, and ``Booster.predict``'s score: for checking the service path
+    against LightGBM.
 
 The data rows are: ordinary held-out rows, then rows that are ordinary except
 for one cell set to a special value (NaN, 0.0, -0.0, +-1e-35, +-1e-36,
@@ -70,6 +78,7 @@ LightGBM does on x86-64.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -110,6 +119,36 @@ def categorical_specials(n_categories: int) -> List[float]:
 
 
 PANDAS_CAT_SPECIALS = ["__unseen__", ""]
+
+
+def numeric_category_specials(categories: Sequence) -> list:
+    """Special inputs for a pandas category column whose categories are numbers: each
+    category as a float, numbers that are not categories (near ones, negative, huge,
+    fractional, infinite), a missing cell and a text cell."""
+    near = float(np.nextafter(float(categories[0]), -INF))
+    return [float(c) for c in categories] + [
+        0.0, -0.0, -1.0, 5.0, 43.0, 1000.0, 3.5, near, 1e300, INF, -INF, "", "__unseen__",
+    ]
+
+
+def numeric_categories(categories: Sequence) -> bool:
+    """Whether a pandas category list holds numbers (then cells are written as numbers)."""
+    return all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, (bool, np.bool_))
+               for c in categories)
+
+
+def category_cell(value, categories: Sequence):
+    """A data.csv cell of a category column as the value put into the DataFrame: '' is
+    missing; text spelling a number is that number when the categories are numbers."""
+    if isinstance(value, str):
+        if value == "":
+            return None
+        if numeric_categories(categories):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+    return value
 
 # Parameters shared by every case.
 COMMON_PARAMS = {
@@ -217,6 +256,7 @@ class Case:
     max_cat_splits: int = 8
     checks: List[Callable[["ModelText"], None]] = field(default_factory=list)
     description: str = ""
+    service_rows: bool = False     # also write service_rows.json (see the module docs)
 
     @property
     def is_pandas(self) -> bool:
@@ -533,6 +573,7 @@ def cases() -> List[Case]:
     out.append(random_forest_case())
     out.append(deep_case())
     out.append(pandas_categorical_case())
+    out.append(pandas_numeric_categories_case())
     out.append(single_leaf_case())
     out.append(constant_label_case())
     out.append(dart_case())
@@ -678,6 +719,50 @@ def pandas_categorical_case() -> Case:
                             "categories in a non-sorted order): model text ends with a "
                             "pandas_categorical: JSON line; data.csv holds strings, '' = missing, "
                             "'__unseen__' = unseen category (LightGBM maps it to NaN)")
+
+
+BUCKETS = [3, 7, 11, 20, 42]
+
+
+def pandas_numeric_categories_case() -> Case:
+    seed = 210
+    rng = np.random.default_rng(seed)
+    n_train, n = 3000, 3400
+    num = mixed_features(rng, n, 3)
+    num_nan = inject(rng, num, (2,), 0.1, NAN)
+    weights = np.array([3.0, 2.0, 2.0, 1.0, 1.0])
+    bucket = rng.choice(len(BUCKETS), n, p=weights / weights.sum())
+    bucket_missing = rng.random(n) < 0.03
+    eff_bucket = np.array([1.2, -0.9, 0.4, -1.5, 0.8])
+    y = (2.0 * signal(num_nan, {2: 1.0})
+         + np.where(bucket_missing, 0.3, eff_bucket[bucket])
+         + rng.normal(0, 0.3, n))
+    dtype = pd.CategoricalDtype(categories=BUCKETS)
+
+    def frame(numv, missing):
+        values = [None if m else BUCKETS[i] for i, m in zip(bucket, missing)]
+        return pd.DataFrame({
+            "x0": numv[:, 0],
+            "bucket": pd.Categorical(values, dtype=dtype),
+            "x1": numv[:, 1],
+            "x2": numv[:, 2],
+        })
+
+    full = frame(num_nan, bucket_missing)
+    clean = frame(num, np.zeros(n, bool))
+    p = dict(COMMON_PARAMS)
+    p.update({"seed": seed, "objective": "regression", "num_leaves": 15, "learning_rate": 0.1,
+              "min_data_in_leaf": 20, "cat_smooth": 1.0, "min_data_per_group": 10})
+    return Case(name="pandas_numeric_categories", seed=seed, params=p, num_boost_round=30,
+                X_train=full.iloc[:n_train].reset_index(drop=True), y_train=y[:n_train],
+                X_ordinary=full.iloc[n_train:].reset_index(drop=True),
+                X_base=clean.iloc[n_train:].reset_index(drop=True),
+                checks=[has_line("pandas_categorical:[[3, 7, 11, 20, 42]]"), has_categorical_splits(1)],
+                service_rows=True,
+                description="trained from a pandas DataFrame whose category column `bucket` has the "
+                            "integer categories [3, 7, 11, 20, 42] (codes 0-4): data.csv writes the "
+                            "categories as numbers (3.0); non-category numbers, '' and '__unseen__' "
+                            "are NaN for LightGBM; service_rows.json gives the JSON-able rows")
 
 
 def single_leaf_case() -> Case:
@@ -834,7 +919,12 @@ def build_rows(case: Case, booster: lgb.Booster, m: ModelText, feature_names: Li
             for c in df.columns:
                 v = df[c].iloc[i]
                 if c in cat_cols:
-                    r.append("" if pd.isna(v) else str(v))
+                    if pd.isna(v):
+                        r.append("")
+                    elif numeric_categories(df[c].cat.categories):
+                        r.append(float(v))
+                    else:
+                        r.append(str(v))
                 else:
                     r.append(float(v))
             return r
@@ -871,7 +961,10 @@ def build_rows(case: Case, booster: lgb.Booster, m: ModelText, feature_names: Li
     for j in range(n_feat):
         b = base()
         if j in cat_idx:
-            if case.is_pandas:
+            if case.is_pandas and numeric_categories(pandas_cats[j]):
+                for v in numeric_category_specials(pandas_cats[j]):
+                    add(j, v, "special", b)
+            elif case.is_pandas:
                 for v in PANDAS_CAT_SPECIALS:
                     add(j, v, "special", b)
             else:
@@ -926,7 +1019,8 @@ def build_rows(case: Case, booster: lgb.Booster, m: ModelText, feature_names: Li
                     cats_list = pandas_cats[f]
                     if c >= len(cats_list):
                         continue
-                    add(f, cats_list[c], note, b)
+                    label = cats_list[c]
+                    add(f, float(label) if numeric_categories(cats_list) else label, note, b)
                 else:
                     add(f, float(c), note, b)
 
@@ -953,7 +1047,7 @@ def rows_to_X(case: Case, rows: List[list], feature_names: List[str], cat_idx: L
         vals = [r[j] for r in rows]
         if j in cat_idx:
             dtype = pd.CategoricalDtype(categories=pandas_cats[j])
-            cols[name] = pd.Categorical([None if v == "" else v for v in vals], dtype=dtype)
+            cols[name] = pd.Categorical([category_cell(v, pandas_cats[j]) for v in vals], dtype=dtype)
         else:
             cols[name] = np.array(vals, dtype=np.float64)
     return pd.DataFrame(cols)
@@ -1033,7 +1127,68 @@ def generate(case: Case, out_root: Path) -> str:
     write_csv(d / "expected.csv", pred_header(pred), pred_rows(pred))
     write_csv(d / "raw.csv", pred_header(raw), pred_rows(raw))
     (d / "rows.txt").write_text("\n".join(notes) + "\n", encoding="utf-8")
+    if case.service_rows:
+        write_service_rows(d / "service_rows.json", case, feature_names, rows, notes, pred, cat_idx)
     return f"{case.name}: rows={len(rows)} {m.summary()}"
+
+
+def json_number(x: float, category: bool):
+    """A cell as a JSON value: NaN is null, a whole category number an integer."""
+    if math.isnan(x):
+        return None
+    if category and x.is_integer() and abs(x) < 2.0 ** 53:
+        return int(x)
+    return x
+
+
+def write_service_rows(path: Path, case: Case, feature_names: List[str], rows: List[list],
+                       notes: List[str], pred: np.ndarray, cat_idx: List[int]) -> None:
+    """The rows JSON can carry (no infinity, no text in a category column; '' is null), each
+    with its category as a number and LightGBM's prediction."""
+    out_rows = []
+    for row, note, score in zip(rows, notes, pred):
+        if any(isinstance(v, str) and v != "" for v in row):
+            continue
+        if any(not isinstance(v, str) and math.isinf(v) for v in row):
+            continue
+        features = {name: None if v == "" else json_number(float(v), j in cat_idx)
+                    for j, (name, v) in enumerate(zip(feature_names, row))}
+        out_rows.append({"note": note, "features": features, "expected": float(score)})
+    check(len(out_rows) >= 100, f"{case.name}: only {len(out_rows)} rows for service_rows.json")
+    doc = {
+        "description": "Rows of data.csv that a JSON request can carry, each with its category "
+                       "as a number (null = missing) and LightGBM's Booster.predict on a pandas "
+                       "DataFrame whose category columns have the model's categories.",
+        "model": "model.txt",
+        "feature_names": feature_names,
+        "categories": {feature_names[j]: list(case.X_train[feature_names[j]].cat.categories)
+                       for j in cat_idx},
+        "rows": out_rows,
+    }
+    # One row per line, so that a diff shows rows.
+    def to_json(value) -> str:
+        return json.dumps(value, default=lambda o: o.item(), ensure_ascii=False)
+
+    head = [f" {to_json(k)}: {to_json(v)}" for k, v in doc.items() if k != "rows"]
+    rows_text = ",\n".join(f"  {to_json(r)}" for r in out_rows)
+    path.write_text("{\n" + ",\n".join(head) + ',\n "rows": [\n' + rows_text + "\n ]\n}\n",
+                    encoding="utf-8")
+
+
+def verify_service_rows(path: Path, booster: lgb.Booster) -> None:
+    """Re-predicts the rows of a service_rows.json and compares bitwise with its scores."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    check(doc["feature_names"] == booster.feature_name(), f"{path}: feature names")
+    cols = {}
+    for name in doc["feature_names"]:
+        vals = [r["features"][name] for r in doc["rows"]]
+        if name in doc["categories"]:
+            dtype = pd.CategoricalDtype(categories=doc["categories"][name])
+            cols[name] = pd.Categorical(vals, dtype=dtype)
+        else:
+            cols[name] = np.array([NAN if v is None else v for v in vals], dtype=np.float64)
+    want = np.array([r["expected"] for r in doc["rows"]], dtype=np.float64)
+    check(same_bits(booster.predict(pd.DataFrame(cols)), want), f"{path}: predictions differ")
 
 
 def verify_dir(d: Path) -> str:
@@ -1060,7 +1215,7 @@ def verify_dir(d: Path) -> str:
             vals = [r[j] for r in cells]
             if j in cat_cols:
                 cats = booster.pandas_categorical[cat_cols.index(j)]
-                cols[name] = pd.Categorical([None if v == "" else v for v in vals],
+                cols[name] = pd.Categorical([category_cell(v, cats) for v in vals],
                                             dtype=pd.CategoricalDtype(categories=cats))
             else:
                 cols[name] = np.array([float(v) for v in vals], dtype=np.float64)
@@ -1077,6 +1232,8 @@ def verify_dir(d: Path) -> str:
         check(same_bits(got2, want), f"{d.name}/{fname}: predictions differ from LightGBM")
     n_notes = len((d / "rows.txt").read_text(encoding="utf-8").splitlines())
     check(n_notes == len(cells), f"{d.name}: rows.txt has {n_notes} lines for {len(cells)} rows")
+    if (d / "service_rows.json").exists():
+        verify_service_rows(d / "service_rows.json", booster)
     return f"{d.name}: ok ({len(cells)} rows)"
 
 

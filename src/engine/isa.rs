@@ -1,16 +1,14 @@
 //! Run-time choice of instruction set for the scoring loops, and the only `unsafe` in
-//! the crate: calling the copy of `Scorer::score_block_inline` compiled for AVX-512 or
-//! AVX2 after `is_x86_feature_detected!` has confirmed that this CPU runs it, and the
-//! gather instructions those copies use for leaf lookups.
+//! the crate: running the copy of a [`Kernel`] compiled for AVX-512 or AVX2 after
+//! `is_x86_feature_detected!` has confirmed that this CPU runs it, and the gather
+//! instructions those copies use for leaf lookups.
 //!
 //! The kernels themselves are safe Rust; `#[target_feature]` only lets the compiler
 //! vectorize them wider. Nothing depends on `-C target-cpu`: a binary built for plain
 //! x86-64 uses AVX-512 or AVX2 where the CPU has them, and the portable copy elsewhere.
-//! Every copy computes the same scores, bit for bit (the tests run all of them).
-
-use super::matrix::FeatureMatrix;
-use super::scorer::{Block, Scorer, ROWS};
-use super::tree::Forest;
+//! Every copy computes the same scores, bit for bit (the tests run all of them). This
+//! file knows nothing of what a kernel computes: `scorer.rs` implements [`Kernel`] for
+//! its block loop and calls [`run`].
 
 /// An instruction set the scorer has a compiled copy for, slowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,12 +74,12 @@ pub fn detect() -> Isa {
     Isa::Portable
 }
 
-/// Adds `values[positions[r]]` to `sums[r]` for every row of a block (a position past
-/// the end reads the last value; `values` is a tree's leaf table, never empty): the
-/// leaf lookup, which the compiler leaves scalar; the x86 copies use gather
-/// instructions.
+/// Adds `values[positions[r]]` to `sums[r]` for every row `r` of a block (a position
+/// past the end reads the last value; `values` is a tree's leaf table, never empty;
+/// `positions` and `sums` have one entry per row): the leaf lookup, which the compiler
+/// leaves scalar; the x86 copies use gather instructions.
 pub(crate) trait LeafGather: Copy {
-    fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]);
+    fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]);
 }
 
 /// One row at a time; every CPU.
@@ -90,7 +88,7 @@ pub(crate) struct Scalar;
 
 impl LeafGather for Scalar {
     #[inline(always)]
-    fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+    fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
         let Some(last) = values.len().checked_sub(1) else {
             return;
         };
@@ -100,22 +98,23 @@ impl LeafGather for Scalar {
     }
 }
 
-/// Scores one block with the copy compiled for `isa`, which must not exceed [`detect`]
-/// (`Scorer` guarantees it).
-pub(crate) fn score_block(
-    isa: Isa,
-    scorer: &Scorer,
-    forest: &Forest,
-    rows: &FeatureMatrix,
-    start: usize,
-    block: &mut Block,
-) {
+/// Work compiled once per instruction set: [`run`] calls `score` from a function built
+/// for the chosen set, so `score` (which must be `#[inline(always)]`) and everything it
+/// inlines are vectorized for that set, and look leaves up with its `gather`.
+pub(crate) trait Kernel {
+    fn score(&mut self, gather: impl LeafGather);
+}
+
+/// Runs `kernel` with the copy compiled for `isa`, which must not exceed [`detect`]
+/// (the scorer only ever holds such a choice).
+#[inline]
+pub(crate) fn run(isa: Isa, kernel: &mut impl Kernel) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => x86::avx512(scorer, forest, rows, start, block),
+        Isa::Avx512 => x86::avx512(kernel),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::avx2(scorer, forest, rows, start, block),
-        _ => scorer.score_block_inline(Scalar, forest, rows, start, block),
+        Isa::Avx2 => x86::avx2(kernel),
+        _ => kernel.score(Scalar),
     }
 }
 
@@ -127,32 +126,26 @@ mod x86 {
     use super::*;
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx512cd,bmi1")]
-    fn score_avx512(s: &Scorer, f: &Forest, rows: &FeatureMatrix, start: usize, b: &mut Block) {
-        s.score_block_inline(Avx512Gather(()), f, rows, start, b)
+    fn score_avx512(kernel: &mut impl Kernel) {
+        kernel.score(Avx512Gather(()))
     }
 
     #[target_feature(enable = "avx2,bmi1")]
-    fn score_avx2(s: &Scorer, f: &Forest, rows: &FeatureMatrix, start: usize, b: &mut Block) {
-        s.score_block_inline(Avx2Gather(()), f, rows, start, b)
+    fn score_avx2(kernel: &mut impl Kernel) {
+        kernel.score(Avx2Gather(()))
     }
 
-    pub(super) fn avx512(
-        s: &Scorer,
-        f: &Forest,
-        rows: &FeatureMatrix,
-        start: usize,
-        b: &mut Block,
-    ) {
+    pub(super) fn avx512(kernel: &mut impl Kernel) {
         debug_assert!(detect() >= Isa::Avx512);
-        // SAFETY: `Scorer` only selects `Isa::Avx512` when `detect()` found every
+        // SAFETY: the scorer only selects `Isa::Avx512` when `detect()` found every
         // feature this function is compiled with on the running CPU.
-        unsafe { score_avx512(s, f, rows, start, b) }
+        unsafe { score_avx512(kernel) }
     }
 
-    pub(super) fn avx2(s: &Scorer, f: &Forest, rows: &FeatureMatrix, start: usize, b: &mut Block) {
+    pub(super) fn avx2(kernel: &mut impl Kernel) {
         debug_assert!(detect() >= Isa::Avx2);
         // SAFETY: as above, for AVX2 and BMI1.
-        unsafe { score_avx2(s, f, rows, start, b) }
+        unsafe { score_avx2(kernel) }
     }
 
     /// The last index of `values` as a gather index, if `values` is not empty.
@@ -171,23 +164,27 @@ mod x86 {
 
     impl LeafGather for Avx512Gather {
         #[inline(always)]
-        fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+        fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
             let Some(last) = last_index(values) else {
                 return;
             };
-            // SAFETY: AVX-512F is present (see the type); every pointer below reads or
-            // writes 8 elements inside its array (`lane + 8 <= ROWS`), and every gathered
-            // index is clamped to `last`, inside `values`.
-            unsafe {
-                let last = _mm256_set1_epi32(last);
-                for lane in (0..ROWS).step_by(8) {
-                    let index = _mm256_loadu_si256(positions.as_ptr().add(lane).cast());
+            let (position_lanes, position_rest) = positions.as_chunks::<8>();
+            let (sum_lanes, sum_rest) = sums.as_chunks_mut::<8>();
+            // SAFETY: AVX-512F is present (see the type).
+            let last = unsafe { _mm256_set1_epi32(last) };
+            for (position, sum) in position_lanes.iter().zip(sum_lanes) {
+                // SAFETY: AVX-512F is present (see the type); each pointer reads or
+                // writes the 8 elements of its array, and every gathered index is
+                // clamped to `last`, inside `values`.
+                unsafe {
+                    let index = _mm256_loadu_si256(position.as_ptr().cast());
                     let index = _mm256_min_epu32(index, last);
                     let leaf = _mm512_i32gather_pd::<8>(index, values.as_ptr());
-                    let sum = _mm512_loadu_pd(sums.as_ptr().add(lane));
-                    _mm512_storeu_pd(sums.as_mut_ptr().add(lane), _mm512_add_pd(sum, leaf));
+                    let total = _mm512_add_pd(_mm512_loadu_pd(sum.as_ptr()), leaf);
+                    _mm512_storeu_pd(sum.as_mut_ptr(), total);
                 }
             }
+            Scalar.add(values, position_rest, sum_rest);
         }
     }
 
@@ -197,23 +194,27 @@ mod x86 {
 
     impl LeafGather for Avx2Gather {
         #[inline(always)]
-        fn add(self, values: &[f64], positions: &[u32; ROWS], sums: &mut [f64; ROWS]) {
+        fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
             let Some(last) = last_index(values) else {
                 return;
             };
-            // SAFETY: AVX2 is present (see the type); every pointer below reads or writes
-            // 4 elements inside its array (`lane + 4 <= ROWS`), and every gathered index
-            // is clamped to `last`, inside `values`.
-            unsafe {
-                let last = _mm_set1_epi32(last);
-                for lane in (0..ROWS).step_by(4) {
-                    let index = _mm_loadu_si128(positions.as_ptr().add(lane).cast());
+            let (position_lanes, position_rest) = positions.as_chunks::<4>();
+            let (sum_lanes, sum_rest) = sums.as_chunks_mut::<4>();
+            // SAFETY: AVX2 is present (see the type).
+            let last = unsafe { _mm_set1_epi32(last) };
+            for (position, sum) in position_lanes.iter().zip(sum_lanes) {
+                // SAFETY: AVX2 is present (see the type); each pointer reads or writes
+                // the 4 elements of its array, and every gathered index is clamped to
+                // `last`, inside `values`.
+                unsafe {
+                    let index = _mm_loadu_si128(position.as_ptr().cast());
                     let index = _mm_min_epu32(index, last);
                     let leaf = _mm256_i32gather_pd::<8>(values.as_ptr(), index);
-                    let sum = _mm256_loadu_pd(sums.as_ptr().add(lane));
-                    _mm256_storeu_pd(sums.as_mut_ptr().add(lane), _mm256_add_pd(sum, leaf));
+                    let total = _mm256_add_pd(_mm256_loadu_pd(sum.as_ptr()), leaf);
+                    _mm256_storeu_pd(sum.as_mut_ptr(), total);
                 }
             }
+            Scalar.add(values, position_rest, sum_rest);
         }
     }
 }
@@ -229,14 +230,5 @@ mod tests {
         }
         let error = "sse9".parse::<Isa>().expect_err("unknown");
         assert!(error.contains("`sse9`"), "{error}");
-    }
-
-    #[test]
-    fn a_scorer_never_uses_more_than_the_cpu_has() {
-        let forest = super::super::tree::Forest::default();
-        let mut scorer = Scorer::new(&forest);
-        assert_eq!(scorer.isa(), detect());
-        assert_eq!(scorer.set_isa(Isa::Avx512), detect());
-        assert_eq!(scorer.set_isa(Isa::Portable), Isa::Portable);
     }
 }

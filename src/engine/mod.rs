@@ -3,7 +3,8 @@
 //!
 //! - `text` cuts a file into sections; `tree` holds the validated flat trees (and the
 //!   plain node walk the tests use as reference); `objective` is the output transform;
-//!   `model` ties them into [`Model`]; `matrix` is the input layout, [`FeatureMatrix`].
+//!   `categories` maps values of pandas category features to codes; `model` ties them
+//!   into [`Model`]; `matrix` is the input layout, [`FeatureMatrix`].
 //! - `scorer` evaluates the forest fast (QuickScorer bitvectors on exact rank keys);
 //!   `isa` picks its AVX-512, AVX2 or portable copy at run time ([`Isa`]).
 //!
@@ -34,6 +35,7 @@
 //!   (583 → 680). Compiling each model to machine code, as lleaves does, would need a
 //!   code generator inside the service, since models are swapped while it serves.
 
+mod categories;
 mod error;
 mod isa;
 mod matrix;

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::categories::{pandas_categories, Categories};
 use super::error::ModelError;
 use super::isa::Isa;
 use super::matrix::FeatureMatrix;
 use super::objective::{Objective, Transform};
 use super::scorer::Scorer;
-use super::text::{parse_list, parse_one, sections, shorten, Block, Entry};
+use super::text::{parse_list, parse_one, sections, shorten, Block, Entry, Sections};
 use super::tree::Forest;
 
 /// A loaded, validated LightGBM model. Scoring cannot fail or read out of bounds: every
@@ -25,13 +26,6 @@ pub struct Model {
     average_output: bool,
     forest: Forest,
     scorer: Scorer,
-}
-
-/// The labels of one pandas category column; a label's code is its position.
-#[derive(Debug)]
-struct Categories {
-    labels: Vec<String>,
-    codes: HashMap<String, u32>,
 }
 
 impl Model {
@@ -87,10 +81,13 @@ impl Model {
             .at_line(entry.line));
         }
         let _label_index: i64 = parse_one(required("label_index")?, "label_index")?;
-        let max_feature_idx: usize = parse_one(required("max_feature_idx")?, "max_feature_idx")?;
-        let num_features = max_feature_idx
-            .checked_add(1)
-            .ok_or_else(|| ModelError::new("out of range").with_key("max_feature_idx"))?;
+        let max_feature_entry = required("max_feature_idx")?;
+        let max_feature_idx: usize = parse_one(max_feature_entry, "max_feature_idx")?;
+        let num_features = max_feature_idx.checked_add(1).ok_or_else(|| {
+            ModelError::new("out of range")
+                .with_key("max_feature_idx")
+                .at_line(max_feature_entry.line)
+        })?;
 
         let names_entry = required("feature_names")?;
         let feature_names: Vec<String> = names_entry.value.split(' ').map(str::to_owned).collect();
@@ -102,6 +99,7 @@ impl Model {
             .with_key("feature_names")
             .at_line(names_entry.line));
         }
+        check_unique_names(&feature_names, names_entry)?;
         let infos_entry = required("feature_infos")?;
         let feature_infos: Vec<&str> = infos_entry.value.split(' ').collect();
         if feature_infos.len() != num_features {
@@ -135,13 +133,7 @@ impl Model {
             forest.push(block, index, num_features)?;
         }
         check_tree_sizes(header, &sections)?;
-        if forest.len() % num_outputs != 0 {
-            return Err(ModelError::new(format!(
-                "{} trees do not divide into iterations of {num_outputs}",
-                forest.len()
-            ))
-            .at_line(sections.header_end_line));
-        }
+        check_iterations(forest.len(), num_outputs, &sections)?;
 
         let categories = pandas_categories(
             &sections.pandas_categorical,
@@ -156,7 +148,7 @@ impl Model {
             num_outputs,
             num_iterations: forest.len() / num_outputs,
             average_output: header.get("average_output").is_some(),
-            scorer: Scorer::new(&forest),
+            scorer: Scorer::new(&forest)?,
             forest,
         })
     }
@@ -192,25 +184,29 @@ impl Model {
         self.forest.has_linear_leaves()
     }
 
-    /// The pandas category labels of `feature`, when the model was trained on a pandas
-    /// category column.
+    /// The pandas categories of `feature`, as text by code, when the model was trained
+    /// on a pandas category column.
     pub fn categories(&self, feature: usize) -> Option<&[String]> {
-        self.categories[feature]
-            .as_ref()
-            .map(|c| c.labels.as_slice())
+        self.categories[feature].as_ref().map(Categories::labels)
     }
 
-    /// The value LightGBM's Python package feeds the trees for category `label` of
-    /// `feature`: its code, or NaN for a label not seen in training. `None` when the
-    /// feature has no category labels.
+    /// The value the trees read for the text `label` of `feature`, as LightGBM's Python
+    /// package maps a pandas category column: the code of the category equal to it (for
+    /// numeric categories, equal to the number it spells: `"3"` and `"3.0"` are category
+    /// 3), else NaN (unseen). `None` when the feature has no category list; then the
+    /// text means nothing to the model.
     pub fn category_value(&self, feature: usize, label: &str) -> Option<f64> {
         let categories = self.categories[feature].as_ref()?;
-        Some(
-            categories
-                .codes
-                .get(label)
-                .map_or(f64::NAN, |&code| f64::from(code)),
-        )
+        Some(code_value(categories.code_of_label(label)))
+    }
+
+    /// The value the trees read for the number `x` of `feature` when the feature has a
+    /// category list: the code of the numeric category equal to `x` (`3.0` is category
+    /// 3), else NaN, as pandas maps it. `None` when the feature has no category list;
+    /// then `x` itself is the value (for a categorical feature, the raw code).
+    pub fn category_value_of_number(&self, feature: usize, x: f64) -> Option<f64> {
+        let categories = self.categories[feature].as_ref()?;
+        Some(code_value(categories.code_of_number(x)))
     }
 
     /// Scores every row of `rows` into `out` (`num_outputs` values per row, row after row),
@@ -272,10 +268,7 @@ impl Model {
 
 /// When `tree_sizes` is given, each size must be the byte length of its tree's text,
 /// as LightGBM (which seeks by these sizes) requires.
-fn check_tree_sizes(
-    header: &Block<'_>,
-    sections: &super::text::Sections<'_>,
-) -> Result<(), ModelError> {
+fn check_tree_sizes(header: &Block<'_>, sections: &Sections<'_>) -> Result<(), ModelError> {
     let Some(entry) = header.get("tree_sizes") else {
         return Ok(());
     };
@@ -291,7 +284,7 @@ fn check_tree_sizes(
     let mut ends: Vec<usize> = sections.trees.iter().skip(1).map(|t| t.offset).collect();
     ends.push(sections.trees_end_offset);
     for (i, (tree, end)) in sections.trees.iter().zip(ends).enumerate() {
-        if tree.offset + sizes[i] != end {
+        if tree.offset.checked_add(sizes[i]) != Some(end) {
             return Err(ModelError::new(format!(
                 "tree_sizes gives tree {i} {} bytes, but it spans {} in the file",
                 sizes[i],
@@ -304,79 +297,45 @@ fn check_tree_sizes(
     Ok(())
 }
 
-/// Matches the `pandas_categorical` lists to the model's categorical features.
-///
-/// LightGBM's Python package stores one label list per pandas `category` column, in column
-/// order, and those columns are the model's categorical features: the
-/// `[categorical_feature: …]` parameter when present, else the features whose
-/// `feature_infos` list category values.
-fn pandas_categories(
-    entry: &Option<Entry<'_>>,
-    parameters: &[Entry<'_>],
-    feature_infos: &[&str],
-) -> Result<Vec<Option<Categories>>, ModelError> {
-    let mut categories: Vec<Option<Categories>> = feature_infos.iter().map(|_| None).collect();
-    let Some(entry) = entry else {
-        return Ok(categories);
-    };
-    let fail = |message: String| {
-        Err(ModelError::new(message)
-            .with_key("pandas_categorical")
-            .at_line(entry.line))
-    };
-    let lists: Option<Vec<Vec<serde_json::Value>>> = match serde_json::from_str(entry.value) {
-        Ok(lists) => lists,
-        Err(e) => return fail(format!("not valid JSON: {e}")),
-    };
-    let Some(lists) = lists else {
-        return Ok(categories);
-    };
+/// A code as the value the trees read; no code is missing.
+fn code_value(code: Option<u32>) -> f64 {
+    code.map_or(f64::NAN, f64::from)
+}
 
-    let from_parameters = parameters.iter().find_map(|p| {
-        p.value
-            .strip_prefix("[categorical_feature: ")
-            .and_then(|rest| rest.strip_suffix(']'))
-    });
-    let features: Vec<usize> = match from_parameters {
-        Some(list) if !list.trim().is_empty() => {
-            match list.split(',').map(|i| i.trim().parse::<usize>()).collect() {
-                Ok(features) => features,
-                Err(_) => {
-                    return fail(format!(
-                        "cannot read the categorical features `{}`",
-                        shorten(list)
-                    ))
-                }
-            }
+/// Refuses a name given to two features: a row given by name would be ambiguous.
+fn check_unique_names(names: &[String], entry: &Entry<'_>) -> Result<(), ModelError> {
+    let mut first = HashMap::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = first.insert(name.as_str(), i) {
+            return Err(ModelError::new(format!(
+                "feature `{}` is named twice (features {j} and {i})",
+                shorten(name)
+            ))
+            .with_key("feature_names")
+            .at_line(entry.line));
         }
-        _ => feature_infos
-            .iter()
-            .enumerate()
-            .filter(|(_, info)| !info.starts_with('[') && *info != &"none")
-            .map(|(i, _)| i)
-            .collect(),
+    }
+    Ok(())
+}
+
+/// The trees must make whole iterations of `num_outputs`, and there must be at least as
+/// many trees as outputs (a model with more classes than trees is not one LightGBM
+/// writes, and its outputs would only size buffers).
+fn check_iterations(
+    num_trees: usize,
+    num_outputs: usize,
+    sections: &Sections<'_>,
+) -> Result<(), ModelError> {
+    let message = if !num_trees.is_multiple_of(num_outputs) {
+        format!("{num_trees} trees do not divide into iterations of {num_outputs}")
+    } else if num_outputs > num_trees.max(1) {
+        format!("{num_outputs} outputs, but only {num_trees} trees")
+    } else {
+        return Ok(());
     };
-    if features.len() != lists.len() || features.iter().any(|&f| f >= feature_infos.len()) {
-        return fail(format!(
-            "{} category lists for {} categorical features",
-            lists.len(),
-            features.len()
-        ));
-    }
-    for (feature, labels) in features.into_iter().zip(lists) {
-        let labels: Vec<String> = labels
-            .into_iter()
-            .map(|label| match label {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect();
-        let codes = labels
-            .iter()
-            .enumerate()
-            .map(|(code, label)| (label.clone(), code as u32))
-            .collect();
-        categories[feature] = Some(Categories { labels, codes });
-    }
-    Ok(categories)
+    let line = sections
+        .header
+        .get("num_class")
+        .map_or(sections.header_end_line, |e| e.line);
+    Err(ModelError::new(message).with_key("num_class").at_line(line))
 }

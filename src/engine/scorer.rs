@@ -1,7 +1,8 @@
 //! Batch scoring: the forest recompiled at load into per-tree bitvector tests on integer
 //! rank keys (QuickScorer's idea, evaluated 64 rows at a time), and the block loop that
 //! sums tree outputs exactly as LightGBM does. `tree.rs` owns what a tree means; this
-//! file owns how fast it is evaluated; `isa.rs` picks the instruction set at run time.
+//! file owns how fast it is evaluated; `isa.rs` runs the block loop in the copy compiled
+//! for the instruction set chosen at run time.
 //!
 //! # How a block is scored
 //! Leaves of a tree are numbered left to right. Row `r` keeps one bit per leaf in
@@ -32,7 +33,8 @@
 //! `n + 1` (above every bound: right); a key column is a feature with one such placement
 //! ([`Missing`]), and LightGBM's missing-value rules all map onto one of them, so one
 //! comparison decides every numerical node as LightGBM does, bit for bit. Keys fit in
-//! `i32`: a feature has fewer thresholds than the model has nodes.
+//! `i32`: a feature has fewer thresholds than the model has nodes, and `tree.rs` refuses
+//! a forest of 2^31 leaves or more.
 //!
 //! Categorical tests read one-hot words built per block: bit `c % 32` (`c % 64` for
 //! 64-bit trees) of the word for chunk `c / 32` (`c / 64`) when the row's category is
@@ -44,12 +46,13 @@
 use std::collections::HashMap;
 use std::ops::{BitAnd, BitOr, Range};
 
-use super::isa::{self, Isa, LeafGather};
+use super::error::ModelError;
+use super::isa::{self, Isa, Kernel, LeafGather};
 use super::matrix::FeatureMatrix;
 use super::tree::{Forest, Node, Rule};
 
 /// Rows scored together: one bit vector per row, `ROWS` values per column.
-pub(crate) const ROWS: usize = 64;
+const ROWS: usize = 64;
 
 /// Where a key column places missing values: `Low` below every threshold (left at
 /// every test), `High` above (right). The `Zero` variants also treat an exact 0 as
@@ -206,8 +209,9 @@ struct ColumnIndex {
 }
 
 impl Scorer {
-    /// Compiles a validated forest. Every index stored is in range by construction.
-    pub fn new(forest: &Forest) -> Self {
+    /// Compiles a validated forest. Every index stored is in range by construction; a
+    /// forest too large to index in `u32` is refused.
+    pub fn new(forest: &Forest) -> Result<Self, ModelError> {
         let mut scorer = Scorer {
             trees: Vec::with_capacity(forest.len()),
             tests: Vec::new(),
@@ -226,9 +230,9 @@ impl Scorer {
             isa: isa::detect(),
         };
         let mut index = ColumnIndex::default();
-        scorer.build_key_columns(forest, &mut index);
+        scorer.build_key_columns(forest, &mut index)?;
         for t in 0..forest.len() {
-            scorer.push_tree(forest, t, &mut index);
+            scorer.push_tree(forest, t, &mut index)?;
         }
         let columns = scorer.key_columns.len();
         let uses = |narrow: bool| {
@@ -239,7 +243,7 @@ impl Scorer {
         };
         scorer.narrow_key_columns = if uses(true) { columns } else { 0 };
         scorer.wide_key_columns = if uses(false) { columns } else { 0 };
-        scorer
+        Ok(scorer)
     }
 
     /// The instruction set scoring uses.
@@ -256,7 +260,11 @@ impl Scorer {
     /// Collects the key columns and, per feature, the sorted distinct thresholds of
     /// all its numerical tests (the key columns of one feature share them, so one
     /// search per row and feature serves them all).
-    fn build_key_columns(&mut self, forest: &Forest, index: &mut ColumnIndex) {
+    fn build_key_columns(
+        &mut self,
+        forest: &Forest,
+        index: &mut ColumnIndex,
+    ) -> Result<(), ModelError> {
         let mut thresholds: HashMap<u32, Vec<f64>> = HashMap::new();
         let mut columns = Vec::new();
         for t in 0..forest.len() {
@@ -296,43 +304,54 @@ impl Scorer {
                     columns: column..column,
                 });
             }
-            let at = (self.key_columns.len() as u32, self.key_features.len() - 1);
+            let at = (
+                index32(self.key_columns.len())?,
+                self.key_features.len() - 1,
+            );
             index.key.insert((feature, missing), at);
             self.key_columns.push(missing);
             if let Some(key_feature) = self.key_features.last_mut() {
                 key_feature.columns.end = self.key_columns.len();
             }
         }
+        Ok(())
     }
 
-    fn push_tree(&mut self, forest: &Forest, t: usize, index: &mut ColumnIndex) {
+    fn push_tree(
+        &mut self,
+        forest: &Forest,
+        t: usize,
+        index: &mut ColumnIndex,
+    ) -> Result<(), ModelError> {
         let (nodes, leaf_base) = forest.tree(t);
         let num_leaves = nodes.len() + 1;
         let (position, left_span) = leaf_positions(nodes);
         let words = num_leaves.div_ceil(64);
         self.max_words = self.max_words.max(words);
 
-        let first_leaf = self.leaf_values.len();
-        self.leaf_values.resize(first_leaf + words, [0.0; 64]);
+        let first_leaf = index32(self.leaf_values.len())?;
+        let first = first_leaf as usize;
+        self.leaf_values.resize(first + words, [0.0; 64]);
         if self.linear {
-            self.leaf_ids.resize(first_leaf + words, [0; 64]);
+            self.leaf_ids.resize(first + words, [0; 64]);
         }
         for (leaf, &p) in position.iter().enumerate() {
             let p = p as usize;
-            self.leaf_values[first_leaf + p / 64][p % 64] = forest.leaf_value(leaf_base + leaf);
+            self.leaf_values[first + p / 64][p % 64] = forest.leaf_value(leaf_base + leaf);
             if self.linear {
-                self.leaf_ids[first_leaf + p / 64][p % 64] = (leaf_base + leaf) as u32;
+                self.leaf_ids[first + p / 64][p % 64] = index32(leaf_base + leaf)?;
             }
         }
 
         let width = match num_leaves {
             0..=32 => Width::Narrow,
             33..=64 => Width::Single,
-            _ => Width::Wide(words as u32),
+            _ => Width::Wide(index32(words)?),
         };
         let mut tests = Vec::new();
         for (node, &(lo, hi)) in nodes.iter().zip(&left_span) {
-            let (kind, bound, column) = self.test_of(node, forest, width != Width::Narrow, index);
+            let (kind, bound, column) =
+                self.test_of(node, forest, width != Width::Narrow, index)?;
             for word in lo / 64..hi.div_ceil(64) {
                 let (a, b) = (
                     lo.max(word * 64) - word * 64,
@@ -353,10 +372,10 @@ impl Scorer {
         }
         // The order of tests is free: by word, then kind (and column, for locality).
         tests.sort_by_key(|&(word, kind, test)| (word, kind, test.column));
-        let first_segment = self.segments.len() as u32;
+        let first_segment = index32(self.segments.len())?;
         for word in 0..words {
             let mut tests_per_kind = [0u32; KINDS];
-            let first_test = self.tests.len() as u32;
+            let first_test = index32(self.tests.len())?;
             for &(_, kind, test) in tests.iter().filter(|&&(w, _, _)| w == word) {
                 tests_per_kind[kind as usize] += 1;
                 self.tests.push(test);
@@ -367,10 +386,11 @@ impl Scorer {
             });
         }
         self.trees.push(TreeCode {
-            segments: first_segment..self.segments.len() as u32,
-            first_leaf: first_leaf as u32,
+            segments: first_segment..index32(self.segments.len())?,
+            first_leaf,
             width,
         });
+        Ok(())
     }
 
     /// The kind, bound and column of a node's test in a tree with 64-bit vectors
@@ -381,7 +401,7 @@ impl Scorer {
         forest: &Forest,
         wide: bool,
         index: &mut ColumnIndex,
-    ) -> (Kind, u64, u32) {
+    ) -> Result<(Kind, u64, u32), ModelError> {
         match node.rule {
             Rule::Numerical {
                 threshold,
@@ -393,13 +413,14 @@ impl Scorer {
                 let range = self.key_features[key_feature].thresholds.clone();
                 // The threshold's position among the feature's: `i`, the bound is `i + 1`.
                 let i = self.thresholds[range].partition_point(|&t| t < threshold);
-                (Kind::Order, i as u64 + 1, column)
+                Ok((Kind::Order, i as u64 + 1, column))
             }
             Rule::Categorical {
                 words: (start, end),
             } => {
                 // LightGBM's bitset words are 32 categories; wide trees pair them.
                 let words = forest.cat_words(start, end);
+                // A bitset's words are within the forest's, whose count fits `u32`.
                 let chunks: Vec<(u32, u64)> = if wide {
                     let pair =
                         |w: &[u32]| u64::from(w[0]) | w.get(1).map_or(0, |&h| u64::from(h) << 32);
@@ -420,32 +441,38 @@ impl Scorer {
                     chunks.into_iter().filter(|&(_, bits)| bits != 0).collect();
                 let feature = node.feature;
                 if let [(chunk, bits)] = chunks[..] {
-                    let column = self.one_hot(feature, chunk, wide, index);
-                    return (Kind::Category, bits, column);
+                    let column = self.one_hot(feature, chunk, wide, index)?;
+                    return Ok((Kind::Category, bits, column));
                 }
-                let first = self.chunks.len() as u32;
+                let first = index32(self.chunks.len())?;
                 for &(chunk, bits) in &chunks {
-                    let column = self.one_hot(feature, chunk, wide, index);
+                    let column = self.one_hot(feature, chunk, wide, index)?;
                     self.chunks.push((column, bits));
                 }
-                (Kind::CategoryChunks, chunks.len() as u64, first)
+                Ok((Kind::CategoryChunks, chunks.len() as u64, first))
             }
         }
     }
 
-    fn one_hot(&mut self, feature: u32, chunk: u32, wide: bool, index: &mut ColumnIndex) -> u32 {
+    fn one_hot(
+        &mut self,
+        feature: u32,
+        chunk: u32,
+        wide: bool,
+        index: &mut ColumnIndex,
+    ) -> Result<u32, ModelError> {
         let columns = if wide {
             &mut self.one_hot_columns.wide
         } else {
             &mut self.one_hot_columns.narrow
         };
-        *index
-            .one_hot
-            .entry((feature, chunk, wide))
-            .or_insert_with(|| {
-                columns.push(OneHotColumn { feature, chunk });
-                columns.len() as u32 - 1
-            })
+        if let Some(&column) = index.one_hot.get(&(feature, chunk, wide)) {
+            return Ok(column);
+        }
+        let column = index32(columns.len())?;
+        columns.push(OneHotColumn { feature, chunk });
+        index.one_hot.insert((feature, chunk, wide), column);
+        Ok(column)
     }
 
     /// Sums the tree outputs of every row into `out` (`k` per row), in tree order, as
@@ -462,7 +489,14 @@ impl Scorer {
         for start in (0..rows.num_rows()).step_by(ROWS) {
             let len = ROWS.min(rows.num_rows() - start);
             block.sums.iter_mut().for_each(|s| *s = [0.0; ROWS]);
-            isa::score_block(self.isa, self, forest, rows, start, &mut block);
+            let mut kernel = BlockKernel {
+                scorer: self,
+                forest,
+                rows,
+                start,
+                block: &mut block,
+            };
+            isa::run(self.isa, &mut kernel);
             for (r, scores) in out[start * k..(start + len) * k]
                 .chunks_exact_mut(k)
                 .enumerate()
@@ -520,10 +554,10 @@ impl Scorer {
     }
 
     /// Scores rows `start..start + ROWS` (or to the end) into `block.sums`. Inlined into one
-    /// copy per instruction set by `isa.rs`, so the loops below are compiled (and
-    /// vectorized) for each.
+    /// copy per instruction set through [`BlockKernel`], so the loops below are compiled
+    /// (and vectorized) for each.
     #[inline(always)]
-    pub(super) fn score_block_inline(
+    fn score_block_inline(
         &self,
         gather: impl LeafGather,
         forest: &Forest,
@@ -727,9 +761,32 @@ impl Word for u64 {
     }
 }
 
+/// One block's scoring, for `isa::run` to compile per instruction set.
+struct BlockKernel<'a> {
+    scorer: &'a Scorer,
+    forest: &'a Forest,
+    rows: &'a FeatureMatrix,
+    start: usize,
+    block: &'a mut Block,
+}
+
+impl Kernel for BlockKernel<'_> {
+    #[inline(always)]
+    fn score(&mut self, gather: impl LeafGather) {
+        let (forest, rows, start) = (self.forest, self.rows, self.start);
+        self.scorer
+            .score_block_inline(gather, forest, rows, start, self.block);
+    }
+}
+
+/// A length as a stored `u32` index; a model whose arrays outgrow `u32` is refused.
+fn index32(len: usize) -> Result<u32, ModelError> {
+    u32::try_from(len).map_err(|_| ModelError::new("the model is too large to score"))
+}
+
 /// Scratch space for one block, allocated once per `predict_raw` call.
 #[derive(Debug)]
-pub(crate) struct Block {
+struct Block {
     /// Key columns for trees of at most 32 leaves, and for the others.
     narrow_keys: Vec<[i32; ROWS]>,
     wide_keys: Vec<[f64; ROWS]>,
@@ -918,6 +975,14 @@ mod tests {
         out
     }
 
+    #[test]
+    fn a_scorer_never_uses_more_than_the_cpu_has() {
+        let mut scorer = Scorer::new(&Forest::default()).expect("empty forest");
+        assert_eq!(scorer.isa(), isa::detect());
+        assert_eq!(scorer.set_isa(Isa::Avx512), isa::detect());
+        assert_eq!(scorer.set_isa(Isa::Portable), Isa::Portable);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -937,7 +1002,7 @@ mod tests {
                 }
             }
             let want = reference(model, &rows);
-            let mut scorer = Scorer::new(model.forest());
+            let mut scorer = Scorer::new(model.forest()).expect("a loaded model compiles");
             for isa in Isa::ALL {
                 if scorer.set_isa(isa) != isa {
                     continue;

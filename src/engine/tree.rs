@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use super::error::ModelError;
-use super::text::{parse_list, parse_one, TreeBlock};
+use super::text::{parse_list, parse_one, Block, Entry, TreeBlock};
 
 /// `decision_type` bit 0: the split is categorical.
 const CATEGORICAL_MASK: i8 = 1;
@@ -99,123 +99,30 @@ impl Forest {
 
     fn push_inner(&mut self, block: &TreeBlock<'_>, num_features: usize) -> Result<(), ModelError> {
         let b = &block.block;
-        let required = |key: &str| {
-            b.get(key)
-                .ok_or_else(|| ModelError::new("missing required key").with_key(key))
-        };
-        let num_leaves: usize = parse_one(required("num_leaves")?, "num_leaves")?;
-        if num_leaves == 0 {
-            return Err(ModelError::new("a tree needs at least one leaf")
-                .with_key("num_leaves")
-                .at_line(required("num_leaves")?.line));
-        }
-        if num_leaves > i32::MAX as usize / 2 {
-            return Err(ModelError::new("too many leaves").with_key("num_leaves"));
-        }
-        let num_cat: usize = parse_one(required("num_cat")?, "num_cat")?;
-        let leaf_values: Vec<f64> =
-            parse_list(required("leaf_value")?, "leaf_value", Some(num_leaves))?;
-        let is_linear = match b.get("is_linear") {
-            Some(entry) => match parse_one::<u8>(entry, "is_linear")? {
-                0 => false,
-                1 => true,
-                _ => {
-                    return Err(ModelError::new("must be 0 or 1")
-                        .with_key("is_linear")
-                        .at_line(entry.line))
-                }
-            },
-            None => false,
-        };
-
+        let num_leaves = num_leaves(b)?;
         let num_internal = num_leaves - 1;
-        let mut nodes = Vec::with_capacity(num_internal);
-        if num_internal > 0 {
-            let split_feature: Vec<u32> = parse_list(
-                required("split_feature")?,
-                "split_feature",
-                Some(num_internal),
-            )?;
-            let threshold: Vec<f64> =
-                parse_list(required("threshold")?, "threshold", Some(num_internal))?;
-            let decision_type: Vec<i8> = match b.get("decision_type") {
-                Some(entry) => parse_list(entry, "decision_type", Some(num_internal))?,
-                None => vec![0; num_internal],
-            };
-            let left: Vec<i32> =
-                parse_list(required("left_child")?, "left_child", Some(num_internal))?;
-            let right: Vec<i32> =
-                parse_list(required("right_child")?, "right_child", Some(num_internal))?;
-            let cat_ranges = self.push_cat_bitsets(b, num_cat)?;
-
-            for i in 0..num_internal {
-                let feature = split_feature[i];
-                if feature as usize >= num_features {
-                    return Err(ModelError::new(format!(
-                        "node {i} splits on feature {feature}, but the model has {num_features} features"
-                    ))
-                    .with_key("split_feature")
-                    .at_line(required("split_feature")?.line));
-                }
-                let rule =
-                    rule(decision_type[i], threshold[i], &cat_ranges).map_err(|message| {
-                        ModelError::new(format!("node {i}: {message}"))
-                            .with_key("decision_type")
-                            .at_line(b.get("decision_type").map_or(block.line, |e| e.line))
-                    })?;
-                nodes.push(Node {
-                    rule,
-                    feature,
-                    left: left[i],
-                    right: right[i],
-                });
-            }
-            let children_line = required("left_child")?.line;
-            check_structure(&nodes, num_leaves).map_err(|message| {
-                ModelError::new(message)
-                    .with_key("left_child")
-                    .at_line(children_line)
-            })?;
+        let num_cat = num_cat(b, num_internal)?;
+        let leaf_values: Vec<f64> =
+            parse_list(required(b, "leaf_value")?, "leaf_value", Some(num_leaves))?;
+        let is_linear = is_linear(b)?;
+        let total_leaves = self.leaves.len() + num_leaves;
+        if total_leaves > MAX_FOREST_LEAVES {
+            return Err(ModelError::new(format!(
+                "the trees so far have {total_leaves} leaves, more than the {MAX_FOREST_LEAVES} a model may have"
+            ))
+            .with_key("num_leaves")
+            .at_line(required(b, "num_leaves")?.line));
         }
+
+        let nodes = if num_internal > 0 {
+            self.parse_nodes(block, num_internal, num_cat, num_features)?
+        } else {
+            Vec::new()
+        };
 
         let leaves_start = self.leaves.len();
         if is_linear {
-            let consts: Vec<f64> =
-                parse_list(required("leaf_const")?, "leaf_const", Some(num_leaves))?;
-            let counts: Vec<u32> =
-                parse_list(required("num_features")?, "num_features", Some(num_leaves))?;
-            let total: usize = counts.iter().map(|&c| c as usize).sum();
-            let features: Vec<u32> = match b.get("leaf_features") {
-                Some(entry) => parse_list(entry, "leaf_features", Some(total))?,
-                None if total == 0 => Vec::new(),
-                None => {
-                    return Err(ModelError::new("missing required key").with_key("leaf_features"))
-                }
-            };
-            let coeffs: Vec<f64> = match b.get("leaf_coeff") {
-                Some(entry) => parse_list(entry, "leaf_coeff", Some(total))?,
-                None if total == 0 => Vec::new(),
-                None => return Err(ModelError::new("missing required key").with_key("leaf_coeff")),
-            };
-            if let Some(&bad) = features.iter().find(|&&f| f as usize >= num_features) {
-                return Err(ModelError::new(format!(
-                    "feature {bad} is out of range ({num_features} features)"
-                ))
-                .with_key("leaf_features")
-                .at_line(required("leaf_features")?.line));
-            }
-            let mut next = 0usize;
-            for (leaf, &count) in counts.iter().enumerate() {
-                let start = self.terms.len();
-                for j in next..next + count as usize {
-                    self.terms.push((features[j], coeffs[j]));
-                }
-                next += count as usize;
-                self.leaves.push(Leaf {
-                    value: leaf_values[leaf],
-                    linear: Some((consts[leaf], start as u32..self.terms.len() as u32)),
-                });
-            }
+            self.push_linear_leaves(b, &leaf_values, num_features)?;
         } else {
             self.leaves.extend(leaf_values.iter().map(|&value| Leaf {
                 value,
@@ -232,24 +139,118 @@ impl Forest {
         Ok(())
     }
 
+    /// Reads and checks the `num_internal` nodes of a tree; its category bitsets are
+    /// appended to the forest's.
+    fn parse_nodes(
+        &mut self,
+        block: &TreeBlock<'_>,
+        num_internal: usize,
+        num_cat: usize,
+        num_features: usize,
+    ) -> Result<Vec<Node>, ModelError> {
+        let b = &block.block;
+        let list = |key: &str| required(b, key);
+        let split_feature: Vec<u32> =
+            parse_list(list("split_feature")?, "split_feature", Some(num_internal))?;
+        let threshold: Vec<f64> = parse_list(list("threshold")?, "threshold", Some(num_internal))?;
+        let decision_type: Vec<i8> = match b.get("decision_type") {
+            Some(entry) => parse_list(entry, "decision_type", Some(num_internal))?,
+            None => vec![0; num_internal],
+        };
+        let left: Vec<i32> = parse_list(list("left_child")?, "left_child", Some(num_internal))?;
+        let right: Vec<i32> = parse_list(list("right_child")?, "right_child", Some(num_internal))?;
+        let cat_ranges = self.push_cat_bitsets(b, num_cat)?;
+
+        let mut nodes = Vec::with_capacity(num_internal);
+        for i in 0..num_internal {
+            let feature = split_feature[i];
+            if feature as usize >= num_features {
+                return Err(ModelError::new(format!(
+                    "node {i} splits on feature {feature}, but the model has {num_features} features"
+                ))
+                .with_key("split_feature")
+                .at_line(list("split_feature")?.line));
+            }
+            let rule = rule(decision_type[i], threshold[i], &cat_ranges).map_err(|message| {
+                ModelError::new(format!("node {i}: {message}"))
+                    .with_key("decision_type")
+                    .at_line(b.get("decision_type").map_or(block.line, |e| e.line))
+            })?;
+            nodes.push(Node {
+                rule,
+                feature,
+                left: left[i],
+                right: right[i],
+            });
+        }
+        check_structure(&nodes, num_internal + 1).map_err(|message| {
+            ModelError::new(message)
+                .with_key("left_child")
+                .at_line(b.get("left_child").map_or(block.line, |e| e.line))
+        })?;
+        Ok(nodes)
+    }
+
+    /// Appends the leaves of a linear tree: each leaf's intercept and its
+    /// `num_features` terms, read in turn from `leaf_features` and `leaf_coeff`.
+    fn push_linear_leaves(
+        &mut self,
+        b: &Block<'_>,
+        leaf_values: &[f64],
+        num_features: usize,
+    ) -> Result<(), ModelError> {
+        let num_leaves = leaf_values.len();
+        let consts: Vec<f64> =
+            parse_list(required(b, "leaf_const")?, "leaf_const", Some(num_leaves))?;
+        let counts_entry = required(b, "num_features")?;
+        let counts: Vec<u32> = parse_list(counts_entry, "num_features", Some(num_leaves))?;
+        let total = counts
+            .iter()
+            .try_fold(0usize, |sum, &c| sum.checked_add(c as usize))
+            .ok_or_else(|| {
+                ModelError::new("the counts add up past any length")
+                    .with_key("num_features")
+                    .at_line(counts_entry.line)
+            })?;
+        let features: Vec<u32> = terms_list(b, "leaf_features", total)?;
+        let coeffs: Vec<f64> = terms_list(b, "leaf_coeff", total)?;
+        if let Some(&bad) = features.iter().find(|&&f| f as usize >= num_features) {
+            return Err(ModelError::new(format!(
+                "feature {bad} is out of range ({num_features} features)"
+            ))
+            .with_key("leaf_features")
+            .at_line(required(b, "leaf_features")?.line));
+        }
+        let too_many = || {
+            ModelError::new("more than 2^32 linear terms in the model").with_key("leaf_features")
+        };
+        let mut terms = features.into_iter().zip(coeffs);
+        for ((&value, &constant), &count) in leaf_values.iter().zip(&consts).zip(&counts) {
+            let start = u32::try_from(self.terms.len()).map_err(|_| too_many())?;
+            self.terms.extend(terms.by_ref().take(count as usize));
+            let end = u32::try_from(self.terms.len()).map_err(|_| too_many())?;
+            self.leaves.push(Leaf {
+                value,
+                linear: Some((constant, start..end)),
+            });
+        }
+        Ok(())
+    }
+
     /// Appends the tree's category bitsets; returns each categorical split's word range.
     fn push_cat_bitsets(
         &mut self,
-        b: &super::text::Block<'_>,
+        b: &Block<'_>,
         num_cat: usize,
     ) -> Result<Vec<(u32, u32)>, ModelError> {
         if num_cat == 0 {
             return Ok(Vec::new());
         }
-        let boundaries_entry = b
-            .get("cat_boundaries")
-            .ok_or_else(|| ModelError::new("missing required key").with_key("cat_boundaries"))?;
+        // `num_cat` is at most the number of internal nodes, so `+ 1` cannot overflow.
+        let boundaries_entry = required(b, "cat_boundaries")?;
         let boundaries: Vec<usize> =
             parse_list(boundaries_entry, "cat_boundaries", Some(num_cat + 1))?;
-        let words_entry = b
-            .get("cat_threshold")
-            .ok_or_else(|| ModelError::new("missing required key").with_key("cat_threshold"))?;
-        let words: Vec<u32> = parse_list(words_entry, "cat_threshold", None)?;
+        let words: Vec<u32> = parse_list(required(b, "cat_threshold")?, "cat_threshold", None)?;
         let ordered = boundaries[0] == 0 && boundaries.windows(2).all(|w| w[0] <= w[1]);
         if !ordered || boundaries[num_cat] != words.len() {
             return Err(ModelError::new(format!(
@@ -259,7 +260,13 @@ impl Forest {
             .with_key("cat_boundaries")
             .at_line(boundaries_entry.line));
         }
+        // Every boundary is at most `words.len()`, so the sums below fit once the last does.
         let base = self.cat_words.len();
+        u32::try_from(base + words.len()).map_err(|_| {
+            ModelError::new("more than 2^32 category words in the model")
+                .with_key("cat_threshold")
+                .at_line(boundaries_entry.line)
+        })?;
         self.cat_words.extend(words);
         Ok(boundaries
             .windows(2)
@@ -353,6 +360,74 @@ impl Forest {
             output += coeff * x;
         }
         output
+    }
+}
+
+/// LightGBM's largest `num_leaves` (its parameter check refuses more): every tree
+/// index fits `i32` with room, and the scorer's per-tree arrays stay small.
+const MAX_LEAVES: usize = 131_072;
+
+/// The most leaves a whole forest may have: leaf indices, and the rank keys the scorer
+/// derives from node counts, then fit in `i32` / `u32`.
+const MAX_FOREST_LEAVES: usize = i32::MAX as usize;
+
+fn required<'b, 'a>(b: &'b Block<'a>, key: &str) -> Result<&'b Entry<'a>, ModelError> {
+    b.get(key)
+        .ok_or_else(|| ModelError::new("missing required key").with_key(key))
+}
+
+/// `num_leaves`: from 1 to [`MAX_LEAVES`].
+fn num_leaves(b: &Block<'_>) -> Result<usize, ModelError> {
+    let entry = required(b, "num_leaves")?;
+    let num_leaves: usize = parse_one(entry, "num_leaves")?;
+    if num_leaves == 0 || num_leaves > MAX_LEAVES {
+        return Err(ModelError::new(format!(
+            "a tree has from 1 to {MAX_LEAVES} leaves, not {num_leaves}"
+        ))
+        .with_key("num_leaves")
+        .at_line(entry.line));
+    }
+    Ok(num_leaves)
+}
+
+/// `num_cat`: the number of categorical splits, so at most the number of internal nodes.
+fn num_cat(b: &Block<'_>, num_internal: usize) -> Result<usize, ModelError> {
+    let entry = required(b, "num_cat")?;
+    let num_cat: usize = parse_one(entry, "num_cat")?;
+    if num_cat > num_internal {
+        return Err(ModelError::new(format!(
+            "{num_cat} categorical splits in a tree of {num_internal} internal nodes"
+        ))
+        .with_key("num_cat")
+        .at_line(entry.line));
+    }
+    Ok(num_cat)
+}
+
+/// The `total` values of `key`; the key may be left out when there are none.
+fn terms_list<T: std::str::FromStr>(
+    b: &Block<'_>,
+    key: &str,
+    total: usize,
+) -> Result<Vec<T>, ModelError> {
+    match b.get(key) {
+        Some(entry) => parse_list(entry, key, Some(total)),
+        None if total == 0 => Ok(Vec::new()),
+        None => Err(ModelError::new("missing required key").with_key(key)),
+    }
+}
+
+/// `is_linear`: 0 or 1, absent meaning 0.
+fn is_linear(b: &Block<'_>) -> Result<bool, ModelError> {
+    let Some(entry) = b.get("is_linear") else {
+        return Ok(false);
+    };
+    match parse_one::<u8>(entry, "is_linear")? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(ModelError::new("must be 0 or 1")
+            .with_key("is_linear")
+            .at_line(entry.line)),
     }
 }
 
