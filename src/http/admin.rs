@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use super::error::ErrorBody;
 use crate::ranker::{PinError, Ranker, ReloadOutcome};
 
 pub fn router(ranker: Arc<Ranker>) -> Router {
@@ -57,11 +58,7 @@ fn token_matches(expected: &str, given: Option<&str>) -> bool {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }
 
 fn outcome_json(ranker: &Ranker, outcome: ReloadOutcome) -> Response {

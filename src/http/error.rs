@@ -94,9 +94,3 @@ impl IntoResponse for HttpError {
         response
     }
 }
-
-impl IntoResponse for RankError {
-    fn into_response(self) -> Response {
-        HttpError::from(self).into_response()
-    }
-}

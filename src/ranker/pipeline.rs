@@ -42,15 +42,13 @@ pub fn rank_request(
 ) -> Result<Ranked, RankError> {
     let n = request.candidates.len();
     if n > ranker.config.max_candidates {
-        ranker
-            .metrics
-            .rejected
-            .with_label_values(&["too_many_candidates"])
-            .inc();
-        return Err(RankError::TooLarge(format!(
-            "candidates: {n} candidates, more than the limit of {}",
-            ranker.config.max_candidates
-        )));
+        return Err(ranker.reject(
+            "too_many_candidates",
+            RankError::TooLarge(format!(
+                "candidates: {n} candidates, more than the limit of {}",
+                ranker.config.max_candidates
+            )),
+        ));
     }
     let bundle = &serving.bundle;
     let m_asked = match request.m {
