@@ -30,7 +30,7 @@ use tonic_health::ServingStatus;
 
 use crate::proto::convert;
 use crate::proto::v1 as pb;
-use crate::ranker::{rank_request, Deadline, RankError, Ranker};
+use crate::ranker::{rank_request, Arrived, Deadline, RankError, Ranker};
 use pb::ranker_server::{RankerServer, SERVICE_NAME};
 
 /// The `route` label of `Rank` in `giftrank_http_requests_total` and
@@ -82,10 +82,6 @@ async fn follow_readiness(reporter: HealthReporter, mut readiness: watch::Receiv
         report(&reporter, ready).await;
     }
 }
-
-/// When the request arrived: its deadline counts from then.
-#[derive(Debug, Clone, Copy)]
-struct Arrived(Instant);
 
 /// Counts and times every gRPC request like the HTTP `track` does: by method (the route)
 /// and the HTTP status equivalent to its gRPC status. An over-size `Rank` message, which

@@ -22,7 +22,6 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use error::HttpError;
-pub use track::Arrived;
 use track::{track, RequestIds};
 
 use crate::ranker::Ranker;

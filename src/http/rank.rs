@@ -17,9 +17,8 @@ use tower_http::timeout::TimeoutError;
 
 use super::error::{ErrorBody, HttpError};
 use super::json::{self, RankResponse};
-use super::track::Arrived;
 use crate::proto::convert;
-use crate::ranker::{rank_request, Deadline, RankError, RankRequest, Ranker, Serving};
+use crate::ranker::{rank_request, Arrived, Deadline, RankError, RankRequest, Ranker, Serving};
 
 /// Ranks one impression's candidates (DESIGN.md §1, §2).
 #[utoipa::path(post, path = "/rank", tag = "ranking",

@@ -12,11 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tower_http::request_id::{MakeRequestId, RequestId};
 
-use crate::ranker::Ranker;
-
-/// When a request arrived (its head was read): its deadline counts from then.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrived(pub Instant);
+use crate::ranker::{Arrived, Ranker};
 
 /// Stamps the arrival of every request, then counts and times it by matched route and
 /// status.

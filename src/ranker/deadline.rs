@@ -1,8 +1,13 @@
-//! A request's deadline (DESIGN.md §10): the smallest of the server's
+//! A request's arrival stamp and deadline (DESIGN.md §10): the smallest of the server's
 //! `request_timeout_ms` and the caller's own limit (gRPC's `grpc-timeout`), counted from
 //! the moment the request arrived — before its body was read.
 
 use std::time::{Duration, Instant};
+
+/// When a request arrived (its head was read), as each transport stamps it in the
+/// request's extensions: its deadline counts from then.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
 
 /// When a request must be answered by, and how long it was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod request;
 mod state;
 
-pub use deadline::Deadline;
+pub use deadline::{Arrived, Deadline};
 pub use error::RankError;
 pub use models::{PinError, ReloadOutcome, RepositoryView, Serving};
 pub use pipeline::{rank_request, Ranked, RankedItem};
