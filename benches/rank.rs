@@ -1,9 +1,10 @@
-//! Criterion benchmark of the `/rank` path stage by stage, in process, on the shipped
-//! bundle: JSON decoding (sparse and dense form), feature assembly, Direct on every
-//! candidate, Top-M, Stage2 on the M (with the final order), and encoding the JSON
-//! response, for `examples/rank_request.json` (1,000 candidates, M = 200) and the same
-//! request with its candidates repeated to 5,000. `tools/loadtest.sh` measures the
-//! whole service over HTTP.
+//! Criterion benchmark of the `/rank` path in process, on the shipped bundle that serves
+//! (the highest version): JSON decoding (sparse and dense form), feature assembly and
+//! Direct alone on every candidate (the engine's own cost), each profile of the bundle
+//! whole (from the decoded request to the ranked items, one thread), and encoding the
+//! JSON response, for `examples/rank_request.json` (1,000 candidates) and the same request
+//! with its candidates repeated to 5,000. `tools/loadtest.sh` measures the whole service
+//! over HTTP.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -12,9 +13,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use giftrank::bundle::Bundle;
 use giftrank::http::json;
-use giftrank::order;
-use giftrank::ranker::features::{Batch, FeatureIndex, Side};
-use giftrank::ranker::{Ranked, RankedItem};
+use giftrank::ranker::features::{Batch, FeatureIndex};
+use giftrank::ranker::{pipeline, Serving};
 use serde_json::Value;
 
 /// The example request with its candidates repeated (fresh ids) up to `n`.
@@ -37,10 +37,24 @@ fn request_body(file: &str, n: usize) -> Vec<u8> {
     serde_json::to_vec(&request).expect("encodes")
 }
 
+/// The shipped bundle that serves: the highest version of `models/gift`.
+fn shipped() -> (u64, Bundle) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gift");
+    let version = std::fs::read_dir(&root)
+        .expect("models/gift")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .expect("a version");
+    let bundle = Bundle::load(&root.join(version.to_string())).expect("shipped bundle");
+    (version, bundle)
+}
+
 fn rank_stages(c: &mut Criterion) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundle = Bundle::load(&root.join("models/gift/1")).expect("shipped bundle");
-    let index = FeatureIndex::new(&bundle);
+    let (version, bundle) = shipped();
+    let serving = Serving::new(version, bundle);
+    let bundle = &serving.bundle;
+    let index = FeatureIndex::new(bundle);
+    let direct = bundle.model(bundle.default_profile().score);
     let mut group = c.benchmark_group("rank");
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
@@ -54,47 +68,34 @@ fn rank_stages(c: &mut Criterion) {
             b.iter(|| json::decode(black_box(body)).expect("valid"))
         });
 
-        let request = json::decode(&sparse).expect("valid");
-        let m = request.m.map_or(bundle.default_m, |m| m as usize);
+        let mut request = json::decode(&sparse).expect("valid");
+        request.m = None;
         let all: Vec<usize> = (0..n).collect();
+        let which = bundle.default_profile().score;
         group.bench_function(BenchmarkId::new("assemble_direct_matrix", n), |b| {
             b.iter(|| {
                 let batch = Batch::new(&request, &index).expect("valid");
-                batch.matrix(Side::Direct, &bundle.direct, &all)
+                batch.matrix(which, direct, &all)
             })
         });
         let batch = Batch::new(&request, &index).expect("valid");
-        let matrix = batch.matrix(Side::Direct, &bundle.direct, &all);
+        let matrix = batch.matrix(which, direct, &all);
         let mut d = vec![0.0; n];
         group.bench_function(BenchmarkId::new("direct", n), |b| {
-            b.iter(|| bundle.direct.predict(black_box(&matrix), &mut d))
+            b.iter(|| direct.predict(black_box(&matrix), &mut d))
         });
-        group.bench_function(BenchmarkId::new("top_m", n), |b| {
-            b.iter(|| order::recall(black_box(&d), m))
-        });
-        let recalled = order::recall(&d, m);
-        let mut s = vec![0.0; recalled.len()];
-        group.bench_function(BenchmarkId::new("stage2_and_order", n), |b| {
-            b.iter(|| {
-                let matrix = batch.matrix(Side::Stage2, &bundle.stage2, &recalled);
-                bundle.stage2.predict(&matrix, &mut s);
-                order::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize))
-            })
-        });
-        let order = order::order(&d, &recalled, &s, request.k.map_or(n, |k| k as usize));
-        let ranked = Ranked {
-            m: recalled.len(),
-            items: order
-                .into_iter()
-                .map(|(index, stage2_score)| RankedItem {
-                    index,
-                    direct_score: d[index],
-                    stage2_score,
-                })
-                .collect(),
-        };
+        // Each profile whole, from the decoded request to the ranked items (one thread).
+        for profile in &bundle.profiles {
+            request.profile = Some(profile.name.clone().into());
+            group.bench_function(
+                BenchmarkId::new(format!("profile_{}", profile.name), n),
+                |b| b.iter(|| pipeline::rank(&serving, black_box(&request), false).expect("ranks")),
+            );
+        }
+        request.profile = None;
+        let (ranked, _) = pipeline::rank(&serving, &request, false).expect("ranks");
         group.bench_function(BenchmarkId::new("encode_json", n), |b| {
-            b.iter(|| json::response(1, &request, &ranked, None).expect("encodes"))
+            b.iter(|| json::response(version, &request, &ranked, None).expect("encodes"))
         });
     }
     group.finish();

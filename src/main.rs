@@ -68,6 +68,13 @@ enum Command {
         /// Recall sizes to evaluate, comma-separated.
         #[arg(long, default_value = "50,100,200,500,1000")]
         m: String,
+        /// Fusion weights to evaluate at every M, comma-separated (e.g. 0,0.25,0.5,0.75,1).
+        #[arg(long)]
+        alpha: Option<String>,
+        /// A threshold every method row is checked against, METRIC>=VALUE (e.g.
+        /// top1>=0.56); repeatable. Exit status 3 when the default profile fails one.
+        #[arg(long = "gate")]
+        gates: Vec<String>,
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -146,6 +153,8 @@ fn main() -> ExitCode {
             data,
             label,
             m,
+            alpha,
+            gates,
             json,
             plots,
         } => {
@@ -154,6 +163,8 @@ fn main() -> ExitCode {
                 data,
                 label,
                 m,
+                alpha,
+                gates,
                 json,
                 plots,
             };
@@ -167,7 +178,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<giftrank::commands::eval::GateFailed>() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -18,6 +18,9 @@ pub const REJECT_REASONS: [&str; 7] = [
     "body_timeout",
 ];
 
+/// Every `outcome` of `rank_requests_total`, present at 0 for each profile served.
+pub const RANK_OUTCOMES: [&str; 2] = ["full", "degraded"];
+
 /// Every metric giftrank exports, all prefixed `giftrank_`.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -25,6 +28,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub request_duration: HistogramVec,
     pub stage_duration: HistogramVec,
+    pub rank_requests: IntCounterVec,
     pub candidates: Histogram,
     pub recall_size_used: Histogram,
     pub recall_size: IntGauge,
@@ -70,10 +74,15 @@ impl Metrics {
             stage_duration: HistogramVec::new(
                 HistogramOpts::new(
                     "rank_stage_duration_seconds",
-                    "Time spent in one ranking stage of a ranking request (/rank or gRPC Rank): recall (Direct on all candidates and Top-M selection) or rerank (Stage2 on the Top-M).",
+                    "Time spent in one ranking stage of a ranking request (/rank or gRPC Rank), by stage and profile: recall (the score model and every recall source on all candidates, and the Top-m selections) or rerank (the rerank model on the recalled set, and the final order). A profile without recall has only the recall stage.",
                 )
                 .buckets(latency),
-                &["stage"],
+                &["stage", "profile"],
+            )
+            .expect("metric"),
+            rank_requests: IntCounterVec::new(
+                Opts::new("rank_requests_total", "Ranking requests (/rank or gRPC Rank) answered with a ranking, by profile and outcome: full (the whole profile ran) or degraded."),
+                &["profile", "outcome"],
             )
             .expect("metric"),
             candidates: Histogram::with_opts(
@@ -107,6 +116,7 @@ impl Metrics {
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.stage_duration.clone()),
+            Box::new(metrics.rank_requests.clone()),
             Box::new(metrics.candidates.clone()),
             Box::new(metrics.recall_size_used.clone()),
             Box::new(metrics.recall_size.clone()),
@@ -127,19 +137,28 @@ impl Metrics {
         for reason in REJECT_REASONS {
             metrics.rejected.with_label_values(&[reason]);
         }
-        for stage in ["recall", "rerank"] {
-            metrics.stage_duration.with_label_values(&[stage]);
-        }
         metrics
     }
 
-    /// Marks `version` as the one serving, with its default M.
-    pub fn serving(&self, version: u64, default_m: usize) {
+    /// Marks `version` as the one serving, with the default M of its default profile, and
+    /// creates the series of its profiles at 0.
+    pub fn serving<'a>(
+        &self,
+        version: u64,
+        default_m: usize,
+        profiles: impl IntoIterator<Item = &'a str>,
+    ) {
         self.model_info.reset();
         self.model_info
             .with_label_values(&[&version.to_string()])
             .set(1);
         self.recall_size.set(default_m as i64);
+        for profile in profiles {
+            for outcome in RANK_OUTCOMES {
+                self.rank_requests.with_label_values(&[profile, outcome]);
+            }
+            self.stage_duration.with_label_values(&["recall", profile]);
+        }
     }
 
     /// The text exposition of every metric.

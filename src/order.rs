@@ -1,5 +1,7 @@
-//! The ranking semantics of DESIGN.md §1, independent of HTTP and of models: Top-M recall
-//! by Direct score, rerank of those M by Stage2 score, the rest after them by Direct.
+//! The ranking semantics of DESIGN.md §1 and §1.1, independent of transports and of
+//! models: each recall source's Top-m by O(N) selection, their union R, the rerank key
+//! (the rerank score, or its min–max fusion with the score model's), R by that key and the
+//! rest after it by the score model. The service and `eval` both rank through [`rank`].
 
 use std::cmp::Ordering;
 
@@ -35,19 +37,72 @@ pub fn recall(d: &[f64], m: usize) -> Vec<usize> {
     indices
 }
 
-/// The final order, truncated to `k` items: first the `recalled` candidates ordered by
-/// Stage2 score `s` (given per recalled candidate, in `recalled`'s order; ties: larger `d`,
-/// then lower index), then every other candidate by Direct order.
-///
-/// Returns `(index, Some(stage2 score))` for reranked items and `(index, None)` for the rest.
-pub fn order(d: &[f64], recalled: &[usize], s: &[f64], k: usize) -> Vec<(usize, Option<f64>)> {
+/// The recalled set R of DESIGN.md §1.1: the union of each source's Top-`m` by its own
+/// scores, as ascending candidate indices without duplicates.
+pub fn union(sources: &[(&[f64], usize)]) -> Vec<usize> {
+    let mut recalled: Vec<usize> = sources
+        .iter()
+        .flat_map(|&(scores, m)| recall(scores, m))
+        .collect();
+    recalled.sort_unstable();
+    recalled.dedup();
+    recalled
+}
+
+/// The rerank key of each recalled candidate (DESIGN.md §1.1): `s` itself when
+/// `alpha == 1`, else `alpha·ŝ + (1 − alpha)·d̂` with both scores min–max normalised over
+/// R (`x̂ = (x − min) / (max − min)`, 0 when max = min). `s` is given per recalled
+/// candidate, in `recalled`'s order.
+pub fn rerank_keys(d: &[f64], recalled: &[usize], s: &[f64], alpha: f64) -> Vec<f64> {
     debug_assert_eq!(recalled.len(), s.len());
-    let mut head: Vec<(usize, f64)> = recalled.iter().copied().zip(s.iter().copied()).collect();
-    head.sort_unstable_by(|&(a, sa), &(b, sb)| descending(sa, sb).then_with(|| by_direct(d, a, b)));
-    let mut out: Vec<(usize, Option<f64>)> = head
+    if alpha == 1.0 {
+        return s.to_vec();
+    }
+    let d_r: Vec<f64> = recalled.iter().map(|&i| d[i]).collect();
+    let scale = |x: &[f64]| {
+        let min = x.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        move |v: f64| {
+            if max > min {
+                (v - min) / (max - min)
+            } else {
+                0.0
+            }
+        }
+    };
+    let (s_hat, d_hat) = (scale(s), scale(&d_r));
+    s.iter()
+        .zip(&d_r)
+        .map(|(&s, &d)| alpha * s_hat(s) + (1.0 - alpha) * d_hat(d))
+        .collect()
+}
+
+/// One candidate of the final order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// Its index in the request.
+    pub index: usize,
+    /// For a reranked candidate, its position in the recalled set (where its rerank score
+    /// and key are); `None` for the rest.
+    pub reranked: Option<usize>,
+}
+
+/// The final order, truncated to `k` items: first the `recalled` candidates by `keys`
+/// (given per recalled candidate, in `recalled`'s order; ties: larger `d`, then lower
+/// index), then every other candidate by Direct order.
+pub fn order(d: &[f64], recalled: &[usize], keys: &[f64], k: usize) -> Vec<Placed> {
+    debug_assert_eq!(recalled.len(), keys.len());
+    let mut head: Vec<usize> = (0..recalled.len()).collect();
+    head.sort_unstable_by(|&a, &b| {
+        descending(keys[a], keys[b]).then_with(|| by_direct(d, recalled[a], recalled[b]))
+    });
+    let mut out: Vec<Placed> = head
         .into_iter()
         .take(k)
-        .map(|(i, s)| (i, Some(s)))
+        .map(|r| Placed {
+            index: recalled[r],
+            reranked: Some(r),
+        })
         .collect();
 
     let wanted = k.min(d.len()).saturating_sub(out.len());
@@ -60,28 +115,73 @@ pub fn order(d: &[f64], recalled: &[usize], s: &[f64], k: usize) -> Vec<(usize, 
             rest.truncate(wanted);
         }
         rest.sort_unstable_by(|&a, &b| by_direct(d, a, b));
-        out.extend(rest.into_iter().map(|i| (i, None)));
+        out.extend(rest.into_iter().map(|index| Placed {
+            index,
+            reranked: None,
+        }));
     }
     out
 }
 
-/// The whole recall-rerank order of all candidates in one call, for offline use and tests:
-/// `stage2` scores the recalled indices.
+/// A profile's ranking of one list of candidates (DESIGN.md §1.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    /// R, ascending.
+    pub recalled: Vec<usize>,
+    /// The rerank model's score of each candidate of R, in `recalled`'s order.
+    pub s: Vec<f64>,
+    /// The rerank key of each candidate of R, in `recalled`'s order.
+    pub keys: Vec<f64>,
+    /// The first `k` of the final order.
+    pub order: Vec<Placed>,
+}
+
+/// Ranks candidates by a profile, the one code path of the service and of `eval`: `d`
+/// are the score model's scores, `sources` each recall source's scores and `m` (empty:
+/// everything by `d`), `rerank` scores the recalled set (called only when it is not
+/// empty), `alpha` weighs it in the key.
 pub fn rank(
     d: &[f64],
-    m: usize,
+    sources: &[(&[f64], usize)],
+    alpha: f64,
     k: usize,
-    stage2: impl FnOnce(&[usize]) -> Vec<f64>,
-) -> Vec<(usize, Option<f64>)> {
-    let recalled = recall(d, m);
-    let s = stage2(&recalled);
-    order(d, &recalled, &s, k)
+    rerank: impl FnOnce(&[usize]) -> Vec<f64>,
+) -> Ranking {
+    let recalled = union(sources);
+    let s = if recalled.is_empty() {
+        Vec::new()
+    } else {
+        rerank(&recalled)
+    };
+    let keys = rerank_keys(d, &recalled, &s, alpha);
+    let order = order(d, &recalled, &keys, k);
+    Ranking {
+        recalled,
+        s,
+        keys,
+        order,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Recall-rerank with one source, the score model itself, as `(index, stage2 score)`.
+    fn rr(
+        d: &[f64],
+        m: usize,
+        k: usize,
+        stage2: impl FnOnce(&[usize]) -> Vec<f64>,
+    ) -> Vec<(usize, Option<f64>)> {
+        let ranking = rank(d, &[(d, m)], 1.0, k, stage2);
+        ranking
+            .order
+            .iter()
+            .map(|p| (p.index, p.reranked.map(|r| ranking.s[r])))
+            .collect()
+    }
 
     #[test]
     fn ties_break_by_direct_then_index() {
@@ -93,7 +193,7 @@ mod tests {
         assert_eq!(sorted, vec![1, 2]);
         // Stage2 ties: larger d wins, then lower index.
         let d = [0.9, 0.8, 0.9];
-        let ranked = rank(&d, 3, 3, |r| r.iter().map(|_| 1.0).collect());
+        let ranked = rr(&d, 3, 3, |r| r.iter().map(|_| 1.0).collect());
         let ids: Vec<usize> = ranked.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, vec![0, 2, 1]);
     }
@@ -101,7 +201,7 @@ mod tests {
     #[test]
     fn the_rest_follows_by_direct_and_carries_no_stage2() {
         let d = [0.1, 0.4, 0.3, 0.2, 0.5];
-        let ranked = rank(&d, 2, 5, |r| r.iter().map(|&i| -(i as f64)).collect());
+        let ranked = rr(&d, 2, 5, |r| r.iter().map(|&i| -(i as f64)).collect());
         assert_eq!(
             ranked,
             vec![
@@ -113,16 +213,16 @@ mod tests {
             ]
         );
         assert_eq!(
-            rank(&d, 2, 1, |r| r.iter().map(|&i| i as f64).collect()),
+            rr(&d, 2, 1, |r| r.iter().map(|&i| i as f64).collect()),
             vec![(4, Some(4.0))]
         );
     }
 
     #[test]
     fn empty_and_oversized_requests() {
-        assert!(rank(&[], 5, 5, |_| Vec::new()).is_empty());
+        assert!(rr(&[], 5, 5, |_| Vec::new()).is_empty());
         assert_eq!(
-            rank(&[1.0], 5, 10, |r| vec![2.0; r.len()]),
+            rr(&[1.0], 5, 10, |r| vec![2.0; r.len()]),
             vec![(0, Some(2.0))]
         );
     }
@@ -137,7 +237,7 @@ mod tests {
         fn ranking_invariants(d in scores(), s_all in scores(), m in 1usize..70, k in 1usize..70) {
             let n = d.len();
             let s_all: Vec<f64> = (0..n).map(|i| s_all.get(i).copied().unwrap_or(0.0)).collect();
-            let ranked = rank(&d, m, k, |r| r.iter().map(|&i| s_all[i]).collect());
+            let ranked = rr(&d, m, k, |r| r.iter().map(|&i| s_all[i]).collect());
             let ids: Vec<usize> = ranked.iter().map(|(i, _)| *i).collect();
 
             // A prefix of a permutation of the input.
@@ -167,6 +267,95 @@ mod tests {
             let rest: Vec<usize> = ids.iter().copied().skip(m_used).collect();
             let expected_rest: Vec<usize> = by_d.iter().copied().filter(|i| !top.contains(i)).take(rest.len()).collect();
             prop_assert_eq!(rest, expected_rest);
+        }
+    }
+
+    #[test]
+    fn fusion_normalises_over_the_recalled_set() {
+        // R = {0, 1, 2}; d̂ = (1, 0.5, 0), ŝ = (0, 1, 0.5).
+        let d = [3.0, 2.0, 1.0, 0.0];
+        let s = [10.0, 30.0, 20.0];
+        let keys = rerank_keys(&d, &[0, 1, 2], &s, 0.5);
+        assert_eq!(keys, vec![0.5, 0.75, 0.25]);
+        assert_eq!(rerank_keys(&d, &[0, 1, 2], &s, 1.0), s.to_vec());
+        // All equal over R: both normalised scores are 0.
+        assert_eq!(
+            rerank_keys(&[1.0, 1.0], &[0, 1], &[2.0, 2.0], 0.3),
+            vec![0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn hybrid_union_and_no_recall() {
+        let d = [0.9, 0.1, 0.5, 0.3];
+        let p = [0.0, 0.8, 0.9, 0.1];
+        let ranking = rank(&d, &[(&d, 1), (&p, 2)], 1.0, 4, |r| {
+            r.iter().map(|&i| i as f64).collect()
+        });
+        assert_eq!(ranking.recalled, vec![0, 1, 2]);
+        let ids: Vec<usize> = ranking.order.iter().map(|p| p.index).collect();
+        assert_eq!(ids, vec![2, 1, 0, 3]);
+        let called = std::cell::Cell::new(false);
+        let direct_only = rank(&d, &[], 1.0, 2, |_| {
+            called.set(true);
+            Vec::new()
+        });
+        assert!(!called.get(), "no rerank without recall");
+        assert!(direct_only.recalled.is_empty());
+        assert_eq!(
+            direct_only.order,
+            vec![
+                Placed {
+                    index: 0,
+                    reranked: None
+                },
+                Placed {
+                    index: 2,
+                    reranked: None
+                }
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn profile_invariants(
+            d in scores(),
+            p in scores(),
+            s_all in scores(),
+            m1 in 1usize..70,
+            m2 in 1usize..70,
+            alpha in prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
+        ) {
+            let n = d.len();
+            let col = |v: &[f64], i: usize| v.get(i).copied().unwrap_or(0.0);
+            let p: Vec<f64> = (0..n).map(|i| col(&p, i)).collect();
+            let s_all: Vec<f64> = (0..n).map(|i| col(&s_all, i)).collect();
+            let stage2 = |r: &[usize]| r.iter().map(|&i| s_all[i]).collect::<Vec<f64>>();
+            let ranking = rank(&d, &[(&d, m1), (&p, m2)], alpha, n, stage2);
+
+            // The union holds no duplicates, and contains each source's Top-m.
+            let mut sorted = ranking.recalled.clone();
+            sorted.dedup();
+            prop_assert_eq!(&sorted, &ranking.recalled);
+            for (scores, m) in [(&d, m1), (&p, m2)] {
+                for i in recall(scores, m) { prop_assert!(ranking.recalled.contains(&i)); }
+            }
+            // M = |R| items are reranked, and they come first.
+            let reranked = ranking.order.iter().take_while(|p| p.reranked.is_some()).count();
+            prop_assert_eq!(reranked, ranking.recalled.len());
+            prop_assert!(ranking.order[reranked..].iter().all(|p| p.reranked.is_none()));
+
+            // alpha = 1 is recall-rerank by the rerank score.
+            let plain = rank(&d, &[(&d, m1), (&p, m2)], 1.0, n, stage2);
+            prop_assert_eq!(&plain.keys, &plain.s);
+
+            // alpha = 0 with the score model as the only source is the score model's order.
+            let direct_order = rank(&d, &[(&d, m1)], 0.0, n, stage2);
+            let mut by_d: Vec<usize> = (0..n).collect();
+            by_d.sort_by(|&a, &b| descending(d[a], d[b]).then(a.cmp(&b)));
+            let ids: Vec<usize> = direct_order.order.iter().map(|p| p.index).collect();
+            prop_assert_eq!(ids, by_d);
         }
     }
 }

@@ -373,11 +373,12 @@ proptest! {
     /// `giftrank::order::rank` over all N candidates.
     #[test]
     fn recall_rerank_is_the_service_order((d, s, _) in inputs(), m in 1usize..500) {
-        let served: Vec<usize> = giftrank::order::rank(&d, m, d.len(), |recalled| {
+        let served: Vec<usize> = giftrank::order::rank(&d, &[(&d, m)], 1.0, d.len(), |recalled| {
             recalled.iter().map(|&i| s[i]).collect()
         })
-        .into_iter()
-        .map(|(i, _)| i)
+        .order
+        .iter()
+        .map(|p| p.index)
         .collect();
         prop_assert_eq!(recall_rerank(&d, &s, m), served);
     }
@@ -466,10 +467,19 @@ fn charts_survive_degenerate_results() {
             direct,
             stage2: metrics(0.0, stage2_spearman),
             recall_rerank,
+            fusion: Vec::new(),
+            profiles: Vec::new(),
+            default_profile: None,
         };
         let dir = scratch.0.join(i.to_string());
-        let written = plots::write_all(&evaluation, shown, &dir).expect("charts");
-        assert_eq!(written.len(), 3);
+        let charts = plots::Charts {
+            evaluation: &evaluation,
+            shown,
+            direct: &[1.0; 7][..i.min(7)],
+            stage2: &[0.5; 7][..i.min(7)],
+        };
+        let written = plots::write_all(&charts, &dir).expect("charts");
+        assert_eq!(written.len(), 5);
         assert!(written.iter().all(|p| p.exists()));
     }
 }
@@ -549,6 +559,8 @@ fn cli_matches_reference_and_writes_tables_json_and_charts() {
         "recall_coverage_vs_m.png",
         "ndcg100_vs_m.png",
         "method_comparison.png",
+        "tradeoff.png",
+        "score_correlation.png",
     ] {
         let bytes = std::fs::read(plots.join(file)).expect(file);
         assert!(
@@ -557,6 +569,95 @@ fn cli_matches_reference_and_writes_tables_json_and_charts() {
         );
         assert!(bytes.len() > 10_000, "{file} looks empty");
     }
+}
+
+/// `giftrank eval` on the profiles fixture (a format 2 bundle) with the given gates.
+fn eval_profiles(scratch: &Scratch, gates: &[&str]) -> (Output, PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles");
+    let json = scratch.0.join("profiles.json");
+    let (bundle, data) = (dir.join("bundle"), dir.join("data.csv"));
+    let mut args = vec![
+        "eval",
+        "--bundle",
+        path_str(&bundle),
+        "--data",
+        path_str(&data),
+        "--label",
+        "gift_amount",
+        "--m",
+        "5,50,200",
+        "--alpha",
+        "0,0.5,1",
+        "--json",
+        path_str(&json),
+    ];
+    for gate in gates {
+        args.extend(["--gate", gate]);
+    }
+    (giftrank(&args), json)
+}
+
+#[test]
+fn cli_profile_and_fusion_rows_match_the_reference() {
+    let scratch = Scratch::new("profiles");
+    let (out, json) = eval_profiles(&scratch, &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+    let expected =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/data_expected.json");
+    assert_json_close(&read_json(&json), &read_json(&expected), "profiles");
+    for needle in [
+        "### Score fusion by M and alpha",
+        "| 200 | 0.5 | 75.00% |",
+        "### Profiles of the bundle",
+        "| default (default) | 5 | 1 | 5 |",
+        "| hybrid | 4 | 0.7 | 8 |",
+        "| direct | – | – | – |",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn gates_pass_or_fail_each_row_and_exit_3_when_the_default_profile_fails() {
+    let scratch = Scratch::new("gates");
+    // profile:default has top1 0.125 and ndcg100 0.1499 on this data.
+    let (out, _) = eval_profiles(&scratch, &["top1>=0.1", "ndcg100>=0.149"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout.contains("| Method | top1>=0.1 | ndcg100>=0.149 | All |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| profile:default | PASS | PASS | PASS |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| stage2 | FAIL | PASS | FAIL |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Default profile `default`: PASS"),
+        "{stdout}"
+    );
+
+    let (out, _) = eval_profiles(&scratch, &["ndcg100>=0.15", "recall1>=0.01"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}{stdout}", text(&out.stderr));
+    assert!(
+        stdout.contains("| profile:default | FAIL | PASS | FAIL |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| direct | FAIL | n/a | FAIL |"),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("the default profile `default` fails the gates"));
+
+    let (out, _) = eval_profiles(&scratch, &["top1>0.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--gate \"top1>0.5\": write METRIC>=VALUE"));
 }
 
 #[test]
@@ -595,7 +696,9 @@ fn cli_with_one_model_twice_reranks_into_the_direct_order() {
     assert!(text(&out.stdout).contains("Recall-Rerank (M=30)"));
     let value = read_json(&json);
     let methods = value["methods"].as_array().unwrap();
-    assert_eq!(methods.len(), 4);
+    assert_eq!(methods.len(), 5);
+    assert_eq!(methods[4]["name"], "profile:default");
+    assert_eq!(methods[4]["m"], 30);
     for key in ["top1", "top5", "ndcg100", "spearman"] {
         for method in &methods[1..] {
             assert_eq!(method[key], methods[0][key], "{key}");
@@ -711,17 +814,13 @@ fn cli_refuses_bad_input_naming_the_problem() {
     );
 }
 
-/// The shipped default bundle and held-out sample, when present: the JSON has the §7 shape
-/// and the seed's Top-1% invariant holds.
+/// The shipped bundle that serves (the highest version, format 2) and the held-out
+/// sample: the JSON has the §7 shape and the seed's Top-1% invariant holds.
 #[test]
 fn cli_on_the_shipped_models() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bundle = root.join("models/gift/1");
+    let bundle = root.join("models/gift/2");
     let data = root.join("models/gift/heldout.csv.gz");
-    if !bundle.join("bundle.toml").exists() || !data.exists() {
-        eprintln!("skipped: models/gift/1 or models/gift/heldout.csv.gz is not there");
-        return;
-    }
     let scratch = Scratch::new("shipped");
     let json = scratch.0.join("eval.json");
     let out = giftrank(&[
@@ -732,6 +831,8 @@ fn cli_on_the_shipped_models() {
         path_str(&data),
         "--label",
         "gift_amount",
+        "--alpha",
+        "0.5,1",
         "--json",
         path_str(&json),
     ]);
@@ -740,29 +841,62 @@ fn cli_on_the_shipped_models() {
     let n = value["n"].as_u64().expect("n") as usize;
     assert!(n > 0);
     let methods = value["methods"].as_array().expect("methods");
-    let names: Vec<&str> = methods
-        .iter()
-        .map(|m| m["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names[..2], ["direct", "stage2"]);
-    let ms: Vec<u64> = methods[2..]
-        .iter()
-        .map(|m| m["m"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ms, [50, 100, 200, 500, 1000]);
+    let label = |m: &Value| match (m["m"].as_u64(), m["alpha"].as_f64()) {
+        (Some(k), Some(a)) if m["name"] == "fusion" => format!("fusion {k} {a}"),
+        (Some(k), _) if m["name"] == "recall_rerank" => format!("recall_rerank {k}"),
+        _ => m["name"].as_str().expect("name").to_owned(),
+    };
+    let labels: Vec<String> = methods.iter().map(label).collect();
+    let mut expected: Vec<String> = vec!["direct".into(), "stage2".into()];
+    for m in [50, 100, 200, 500, 1000] {
+        expected.push(format!("recall_rerank {m}"));
+    }
+    for m in [50, 100, 200, 500, 1000] {
+        expected.extend([format!("fusion {m} 0.5"), format!("fusion {m} 1")]);
+    }
+    for p in ["default", "direct", "fusion", "hybrid"] {
+        expected.push(format!("profile:{p}"));
+    }
+    assert_eq!(labels, expected);
     for method in methods {
         let keys = method.as_object().unwrap().len();
-        assert_eq!(keys, if method["m"].is_null() { 6 } else { 8 }, "{method}");
+        let want = match method["name"].as_str().unwrap() {
+            "recall_rerank" => 8,
+            "fusion" => 9,
+            "profile:direct" | "direct" | "stage2" => 6,
+            _ => 10,
+        };
+        assert_eq!(keys, want, "{method}");
         for key in ["top1", "top5", "ndcg100"] {
             let v = method[key].as_f64().expect(key);
             assert!((0.0..=1.0).contains(&v), "{method}");
         }
-        if method["m"]
-            .as_u64()
-            .is_some_and(|m| m as usize <= top_k_size(1, n))
+        // Reordering a recalled head of Direct's Top-1% cannot change Top-1% capture.
+        let single_direct_source = [
+            "recall_rerank",
+            "fusion",
+            "profile:default",
+            "profile:fusion",
+        ];
+        if single_direct_source.contains(&method["name"].as_str().unwrap())
+            && method["m"]
+                .as_u64()
+                .is_some_and(|m| m as usize <= top_k_size(1, n))
         {
             assert_eq!(method["top1"], methods[0]["top1"], "{method}");
         }
+    }
+    // The served default profile is the seed's recall-rerank at M = 200.
+    let default = methods
+        .iter()
+        .find(|m| m["name"] == "profile:default")
+        .unwrap();
+    let rerank200 = methods
+        .iter()
+        .find(|m| label(m) == "recall_rerank 200")
+        .unwrap();
+    for key in ["recall1", "recall5", "top1", "top5", "ndcg100", "spearman"] {
+        assert_eq!(default[key], rerank200[key], "{key}");
     }
 }
 

@@ -83,6 +83,8 @@ fn to_proto(request: &Value) -> pb::RankRequest {
             .collect(),
         m: request["m"].as_u64(),
         k: request["k"].as_u64(),
+        profile: request["profile"].as_str().map(str::to_owned),
+        alpha: request["alpha"].as_f64(),
     }
 }
 
@@ -95,6 +97,7 @@ fn from_json(body: &Value) -> pb::RankResponse {
             .expect("model_version")
             .to_owned(),
         m: body["m"].as_u64().expect("m"),
+        profile: body["profile"].as_str().expect("profile").to_owned(),
         items: body["items"]
             .as_array()
             .expect("items")
@@ -656,4 +659,140 @@ async fn a_category_given_as_a_number_means_the_same_in_json_protobuf_grpc_and_c
         let want = row["expected"].as_f64().expect("expected");
         assert!(close(*got, want), "CSV row {i}: {got} != LightGBM's {want}");
     }
+}
+
+// --- Profiles against the independent reference (tools/gen_profile_fixtures.py) ----------
+
+/// A repository whose version 1 is the profiles fixture bundle (format 2).
+fn profiles_repo() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("temp");
+    common::copy_dir(
+        &common::repo_root().join("tests/fixtures/profiles/bundle"),
+        &repo.path().join("1"),
+    );
+    repo
+}
+
+/// `got` is the fixture's expected response: profile, M, ids, flags and scores bit for
+/// bit, except a fused key (alpha < 1), which may differ by 1e-12.
+fn assert_reference(case: &Value, got: &pb::RankResponse, path: &str) {
+    let name = format!("{path} {}", case["name"].as_str().expect("name"));
+    let expected = &case["expected"];
+    assert_eq!(
+        got.profile,
+        expected["profile"].as_str().expect("profile"),
+        "{name}"
+    );
+    assert_eq!(got.m, expected["m"].as_u64().expect("m"), "{name}");
+    let items = expected["items"].as_array().expect("items");
+    let ids: Vec<&str> = got.items.iter().map(|i| i.id.as_str()).collect();
+    let want: Vec<&str> = items
+        .iter()
+        .map(|i| i["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, want, "{name}: order");
+    for (item, want) in got.items.iter().zip(items) {
+        let at = format!("{name} {}", item.id);
+        assert_eq!(
+            item.reranked,
+            want["reranked"].as_bool().expect("reranked"),
+            "{at}"
+        );
+        assert_eq!(
+            item.direct_score,
+            want["direct_score"].as_f64().expect("d"),
+            "{at}"
+        );
+        assert_eq!(item.stage2_score, want["stage2_score"].as_f64(), "{at}");
+        let key = want["score"].as_f64().expect("score");
+        let fused = item.reranked && item.stage2_score != Some(key);
+        if fused {
+            assert!(
+                (item.score - key).abs() <= 1e-12,
+                "{at}: key {} != {key}",
+                item.score
+            );
+        } else {
+            assert_eq!(item.score, key, "{at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_profile_ranks_as_the_reference_over_json_protobuf_and_grpc() {
+    let repo = profiles_repo();
+    let server = common::start(common::test_config(repo.path())).await;
+    let text =
+        std::fs::read_to_string(common::repo_root().join("tests/fixtures/profiles/requests.json"))
+            .expect("cases");
+    let cases: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    assert!(cases.len() >= 15);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rank", server.url);
+    let mut client = ranker(&server.grpc_url).await;
+    for case in &cases {
+        let body = &case["body"];
+        assert_reference(case, &rank_json(&server.url, body).await, "JSON");
+        let response = post_protobuf(&http, &url, to_proto(body).encode_to_vec()).await;
+        assert_eq!(response.status(), 200);
+        let decoded =
+            pb::RankResponse::decode(response.bytes().await.expect("body")).expect("protobuf");
+        assert_reference(case, &decoded, "protobuf");
+        let response = client.rank(to_proto(body)).await.expect("ranked");
+        assert_reference(case, &response.into_inner(), "gRPC");
+    }
+    // Every request was counted under its profile, as a full ranking.
+    let counted: u64 = ["default", "direct", "fusion", "hybrid", "prob_first"]
+        .iter()
+        .map(|p| {
+            server
+                .state
+                .metrics
+                .rank_requests
+                .with_label_values(&[p, "full"])
+                .get()
+        })
+        .sum();
+    assert_eq!(counted, 3 * cases.len() as u64);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn profile_parameters_that_do_not_apply_are_400_naming_the_field() {
+    let repo = profiles_repo();
+    let server = common::start(common::test_config(repo.path())).await;
+    let candidates =
+        json!([{"id": "a", "features": {"f0": 1}}, {"id": "b", "features": {"f0": 2}}]);
+    let mut client = ranker(&server.grpc_url).await;
+    for (extra, field, words) in [
+        (json!({"profile": "main"}), "profile", "`main` is not a profile of model version 1 (it has: default, direct, fusion, hybrid, prob_first)"),
+        (json!({"profile": "direct", "m": 5}), "m", "profile `direct` has no recall"),
+        (json!({"profile": "direct", "alpha": 0.5}), "alpha", "profile `direct` has no rerank model"),
+        (json!({"profile": "fusion", "alpha": 1.5}), "alpha", "1.5 is outside [0, 1]"),
+        (json!({"alpha": -0.1}), "alpha", "is outside [0, 1]"),
+        (json!({"profile": "hybrid", "m": 51}), "m", "outside 1..=50 (max_m of profile `hybrid`"),
+        (json!({"alpha": "high"}), "alpha", "invalid type"),
+    ] {
+        let mut body = json!({"candidates": candidates});
+        for (key, value) in extra.as_object().expect("object") {
+            body[key] = value.clone();
+        }
+        let response = reqwest::Client::new()
+            .post(format!("{}/rank", server.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.expect("JSON");
+        let message = error["error"]["message"].as_str().expect("message");
+        assert!(message.starts_with(&format!("{field}: ")), "{message}");
+        assert!(message.contains(words), "{message}");
+        if body["alpha"].is_string() {
+            continue; // protobuf has no such value
+        }
+        let status = invalid(&mut client, to_proto(&body)).await;
+        assert!(status.starts_with(&format!("{field}: ")), "{status}");
+    }
+    server.shutdown().await;
 }

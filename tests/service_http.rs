@@ -339,8 +339,10 @@ async fn health_readiness_models_and_metrics() {
     for name in [
         "giftrank_http_requests_total{route=\"/rank\",status=\"200\"} 1",
         "giftrank_request_duration_seconds_bucket{route=\"/rank\"",
-        "giftrank_rank_stage_duration_seconds_count{stage=\"recall\"} 1",
-        "giftrank_rank_stage_duration_seconds_count{stage=\"rerank\"} 1",
+        "giftrank_rank_stage_duration_seconds_count{profile=\"default\",stage=\"recall\"} 1",
+        "giftrank_rank_stage_duration_seconds_count{profile=\"default\",stage=\"rerank\"} 1",
+        "giftrank_rank_requests_total{outcome=\"full\",profile=\"default\"} 1",
+        "giftrank_rank_requests_total{outcome=\"degraded\",profile=\"default\"} 0",
         "giftrank_rank_candidates_sum 20",
         "giftrank_rank_recall_size_sum 5",
         "giftrank_recall_size 200",
@@ -356,6 +358,78 @@ async fn health_readiness_models_and_metrics() {
         get(&f.state, "/readyz").await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
+}
+
+#[tokio::test]
+async fn the_shipped_format_2_version_lists_its_profiles_and_counts_each() {
+    let repo = tempfile::tempdir().expect("temp");
+    common::copy_dir(
+        &common::repo_root().join("models/gift/2"),
+        &repo.path().join("2"),
+    );
+    let state = Ranker::start(common::test_config(repo.path()));
+    let (status, models) = get(&state, "/v1/models").await;
+    assert_eq!(status, StatusCode::OK);
+    let serving: Value = serde_json::from_str::<Value>(&models).expect("json")["serving"].clone();
+    assert_eq!(serving["format_version"], 2);
+    assert_eq!(serving["default_profile"], "default");
+    let names: Vec<&str> = serving["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| m["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["direct", "stage2", "gift_prob"]);
+    assert_eq!(serving["models"][2]["objective"], "binary");
+    let profiles = serving["profiles"].as_array().expect("profiles");
+    let by_name = |name: &str| profiles.iter().find(|p| p["name"] == name).expect(name);
+    assert_eq!(
+        by_name("default"),
+        &json!({"name": "default", "score": "direct", "recall": [{"model": "direct", "m": 200}],
+                "rerank": "stage2", "alpha": 1.0, "max_m": 1000})
+    );
+    assert_eq!(
+        by_name("direct"),
+        &json!({"name": "direct", "score": "direct", "recall": [], "rerank": null, "alpha": null, "max_m": null})
+    );
+    let hybrid = by_name("hybrid");
+    assert_eq!(hybrid["recall"][1]["model"], "gift_prob");
+    assert!(hybrid["alpha"].as_f64().is_some_and(|a| a < 1.0));
+    assert_eq!(
+        (serving["default_m"].clone(), serving["max_m"].clone()),
+        (json!(200), json!(1000))
+    );
+
+    // Each profile answers under its name, and is counted under it.
+    for profile in ["default", "direct", "fusion", "hybrid"] {
+        let mut request = small_request();
+        request["profile"] = json!(profile);
+        request.as_object_mut().expect("object").remove("m");
+        request.as_object_mut().expect("object").remove("k");
+        let (status, body) = post_json(&state, &request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["profile"], profile);
+        let reranked = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|i| i["reranked"] == true)
+            .count();
+        assert_eq!(reranked as u64, body["m"].as_u64().expect("m"), "{profile}");
+        if profile == "direct" {
+            assert_eq!(body["m"], 0);
+        }
+    }
+    let (_, metrics) = get(&state, "/metrics").await;
+    for profile in ["default", "direct", "fusion", "hybrid"] {
+        let line =
+            format!("giftrank_rank_requests_total{{outcome=\"full\",profile=\"{profile}\"}} 1");
+        assert!(metrics.contains(&line), "missing `{line}` in\n{metrics}");
+    }
+    assert!(metrics.contains(
+        "giftrank_rank_stage_duration_seconds_count{profile=\"direct\",stage=\"recall\"} 1"
+    ));
+    assert!(!metrics.contains("{profile=\"direct\",stage=\"rerank\"}"));
 }
 
 #[tokio::test]

@@ -53,6 +53,7 @@ from sklearn.metrics import ndcg_score
 
 SCORES_M_LIST = [1, 7, 30, 31, 50, 100, 152, 200, 500, 1000, 3037, 5000]
 DEFAULT_M_LIST = [50, 100, 200, 500, 1000]
+BUNDLE_DEFAULT_M = 200  # default_m of the fixture bundle (bundle/1/bundle.toml)
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,7 +251,19 @@ def bundle_fixture(out: Path, rng: np.random.Generator) -> None:
     # Score the rows as written (parsed back from the CSV text) with LightGBM itself.
     d = direct.predict(matrix(x, direct_features))
     s = stage2.predict(matrix(x, stage2_features))
-    write_json(out / "data_expected.json", evaluate(d, s, y, DEFAULT_M_LIST))
+    expected = evaluate(d, s, y, DEFAULT_M_LIST)
+    expected["methods"].append(default_profile_row(expected, BUNDLE_DEFAULT_M, len(y)))
+    write_json(out / "data_expected.json", expected)
+
+
+def default_profile_row(expected: dict, default_m: int, n: int) -> dict:
+    """The ``profile:default`` row of a format 1 bundle: its one profile is recall-rerank at
+    ``default_m`` (section 1.1), so the row is that recall_rerank row with alpha 1 and
+    recall_size = min(default_m, N)."""
+    row = next(r for r in expected["methods"] if r["name"] == "recall_rerank" and r["m"] == default_m)
+    metrics = {k: v for k, v in row.items() if k not in ("name", "m", "recall1", "recall5")}
+    return {"name": "profile:default", "m": default_m, "alpha": 1.0, "recall_size": min(default_m, n),
+            "recall1": row["recall1"], "recall5": row["recall5"], **metrics}
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, Profile};
 
 /// Prints a summary and succeeds when `dir` would serve; otherwise fails with the reason.
 pub fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
@@ -13,17 +13,60 @@ pub fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
         Bundle::load(dir).map_err(|e| anyhow::anyhow!("{} cannot serve: {e}", dir.display()))?;
     writeln!(
         out,
-        "ok: {} — recall {} ({} trees, {} features), rerank {} ({} trees, {} features), default_m {}, max_m {}, {} canary rows match",
+        "ok: {} — format {}, {} canary rows match",
         dir.display(),
-        bundle.direct.objective(),
-        bundle.direct.num_trees(),
-        bundle.direct.num_features(),
-        bundle.stage2.objective(),
-        bundle.stage2.num_trees(),
-        bundle.stage2.num_features(),
-        bundle.default_m,
-        bundle.max_m,
+        bundle.format_version,
         bundle.canary_rows
     )?;
+    for named in &bundle.models {
+        let model = &named.model;
+        writeln!(
+            out,
+            "  model {}: {} — {} ({} trees, {} features)",
+            named.name,
+            named.file,
+            model.objective(),
+            model.num_trees(),
+            model.num_features()
+        )?;
+    }
+    for (i, profile) in bundle.profiles.iter().enumerate() {
+        let default = if i == bundle.default_profile {
+            " (default)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  profile {}{default}: {}",
+            profile.name,
+            describe(&bundle, profile)
+        )?;
+    }
     Ok(())
+}
+
+/// A profile in words: `score direct; recall direct Top-200 ∪ gift_prob Top-100; rerank
+/// stage2, alpha 0.7; max_m 1000`.
+pub fn describe(bundle: &Bundle, profile: &Profile) -> String {
+    let name = |i: usize| bundle.models[i].name.as_str();
+    let mut text = format!("score {}", name(profile.score));
+    if profile.recall.is_empty() {
+        text.push_str("; no recall (everything by the score model)");
+    } else {
+        let sources: Vec<String> = profile
+            .recall
+            .iter()
+            .map(|s| format!("{} Top-{}", name(s.model), s.m))
+            .collect();
+        text.push_str(&format!("; recall {}", sources.join(" ∪ ")));
+    }
+    if let Some(rerank) = profile.rerank {
+        text.push_str(&format!("; rerank {}", name(rerank)));
+        if profile.alpha < 1.0 {
+            text.push_str(&format!(", alpha {}", profile.alpha));
+        }
+        text.push_str(&format!("; max_m {}", profile.max_m));
+    }
+    text
 }

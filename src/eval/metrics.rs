@@ -62,6 +62,37 @@ pub struct RecallRerankMetrics {
     pub metrics: RankingMetrics,
 }
 
+/// Score fusion at one M and alpha (DESIGN.md §7 `fusion` rows).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusionMetrics {
+    pub m: usize,
+    pub alpha: f64,
+    pub recall1: f64,
+    pub recall5: f64,
+    pub metrics: RankingMetrics,
+}
+
+/// One profile of the bundle, ranked over all rows by DESIGN.md §1.1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileMetrics {
+    pub name: String,
+    /// The `m` of its first recall source; `None` without recall.
+    pub m: Option<usize>,
+    /// Its alpha; `None` without a rerank model.
+    pub alpha: Option<f64>,
+    /// |R| and the coverage of R; `None` without recall.
+    pub recall: Option<Coverage>,
+    pub metrics: RankingMetrics,
+}
+
+/// A recalled set's size and how much of the true Top-1% and Top-5% it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coverage {
+    pub size: usize,
+    pub recall1: f64,
+    pub recall5: f64,
+}
+
 /// Everything §7 reports for one data set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -73,6 +104,12 @@ pub struct Evaluation {
     pub stage2: RankingMetrics,
     /// One per M, in the order given.
     pub recall_rerank: Vec<RecallRerankMetrics>,
+    /// One per M (outer) and alpha (inner), in the order given.
+    pub fusion: Vec<FusionMetrics>,
+    /// One per profile, in the bundle's order.
+    pub profiles: Vec<ProfileMetrics>,
+    /// The name of the bundle's default profile, when profiles were evaluated.
+    pub default_profile: Option<String>,
 }
 
 /// k = ceil(K·N/100): the size of the Top-K% for N rows.
@@ -98,6 +135,20 @@ pub fn evaluate(d: &[f64], s: &[f64], y: &[f64], ms: &[usize]) -> Result<Evaluat
         return Err(EvalError::ZeroM);
     }
     let truth = Truth::new(y);
+    evaluate_with(&truth, d, s, y, ms)
+}
+
+/// [`evaluate`] against a [`Truth`] already built from `y`.
+pub fn evaluate_with(
+    truth: &Truth,
+    d: &[f64],
+    s: &[f64],
+    y: &[f64],
+    ms: &[usize],
+) -> Result<Evaluation, EvalError> {
+    if ms.contains(&0) {
+        return Err(EvalError::ZeroM);
+    }
     let direct_order = rank_by(d);
     let stage2_order = rank_by(s);
     let recall_rerank = ms
@@ -119,6 +170,9 @@ pub fn evaluate(d: &[f64], s: &[f64], y: &[f64], ms: &[usize]) -> Result<Evaluat
         direct: truth.metrics(y, &direct_order),
         stage2: truth.metrics(y, &stage2_order),
         recall_rerank,
+        fusion: Vec::new(),
+        profiles: Vec::new(),
+        default_profile: None,
     })
 }
 
@@ -155,8 +209,9 @@ fn rerank_top(direct_order: &[usize], s: &[f64], m: usize) -> Vec<usize> {
 }
 
 /// What every ranking is measured against: the true Top-K% sets, the label ranks and the
-/// ideal DCG.
-struct Truth {
+/// ideal DCG. Built once per set of labels, shared by every ranking of them.
+#[derive(Debug)]
+pub struct Truth {
     k1: usize,
     k5: usize,
     /// Per row, its position when rows are sorted by y descending (ties: lower index);
@@ -172,7 +227,8 @@ struct Truth {
 }
 
 impl Truth {
-    fn new(y: &[f64]) -> Self {
+    /// The truth of labels `y` (checked by [`check_labels`]).
+    pub fn new(y: &[f64]) -> Self {
         let n = y.len();
         let by_label = rank_by(y);
         let mut label_position = vec![0; n];
@@ -220,6 +276,15 @@ impl Truth {
         }
     }
 
+    /// The size of `rows` and the share of the true Top-1% and Top-5% it holds.
+    pub fn recall(&self, rows: &[usize]) -> Coverage {
+        Coverage {
+            size: rows.len(),
+            recall1: self.coverage(rows, self.k1),
+            recall5: self.coverage(rows, self.k5),
+        }
+    }
+
     /// |rows ∩ true Top-k| / k.
     fn coverage(&self, rows: &[usize], k: usize) -> f64 {
         let hits = rows
@@ -229,7 +294,8 @@ impl Truth {
         hits as f64 / k as f64
     }
 
-    fn metrics(&self, y: &[f64], order: &[usize]) -> RankingMetrics {
+    /// The four metrics of the ranking `order` (all N row indices, best first) of `y`.
+    pub fn metrics(&self, y: &[f64], order: &[usize]) -> RankingMetrics {
         RankingMetrics {
             top1: self.coverage(&order[..self.k1], self.k1),
             top5: self.coverage(&order[..self.k5], self.k5),

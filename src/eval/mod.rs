@@ -1,14 +1,21 @@
 //! Offline evaluation, `giftrank eval` (DESIGN.md §7): the seed experiment's metrics,
-//! tables and charts for a model pair on labelled rows. `metrics` owns the definitions,
+//! tables and charts for a bundle on labelled rows. `metrics` owns the definitions,
+//! `profiles` ranks the fusion and profile rows with the service's ranking code,
 //! `scoring` scores rows on all cores, `report` writes the Markdown tables and the JSON,
-//! `plots` draws the PNG charts. Reading the bundle and the CSV is `commands::eval`'s job.
+//! `gate` checks thresholds, `plots` draws the PNG charts. Reading the bundle and the CSV
+//! is `commands::eval`'s job.
 
+pub mod gate;
 pub mod metrics;
 pub mod plots;
+pub mod profiles;
 pub mod report;
 pub mod scoring;
 
-pub use metrics::{evaluate, EvalError, Evaluation, RankingMetrics, RecallRerankMetrics};
+pub use metrics::{
+    evaluate, EvalError, Evaluation, FusionMetrics, ProfileMetrics, RankingMetrics,
+    RecallRerankMetrics,
+};
 
 /// A `--m` list that cannot be used, with the entry at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,4 +55,39 @@ pub fn parse_m_list(text: &str) -> Result<Vec<usize>, MListError> {
     }
     ms.sort_unstable();
     Ok(ms)
+}
+
+/// An `--alpha` list that cannot be used, with the entry at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--alpha {0}")]
+pub struct AlphaListError(String);
+
+/// Parses a comma-separated list of fusion weights (`0,0.25,0.5`): numbers in [0, 1], no
+/// empty entries, no repeats. Kept in the order given.
+pub fn parse_alpha_list(text: &str) -> Result<Vec<f64>, AlphaListError> {
+    let mut alphas: Vec<f64> = Vec::new();
+    for (i, entry) in text.split(',').map(str::trim).enumerate() {
+        if entry.is_empty() {
+            return Err(AlphaListError(format!(
+                "\"{text}\": entry {} is empty",
+                i + 1
+            )));
+        }
+        let alpha = entry
+            .parse::<f64>()
+            .ok()
+            .filter(|a| (0.0..=1.0).contains(a))
+            .ok_or_else(|| {
+                AlphaListError(format!(
+                    "\"{text}\": `{entry}` is not a number between 0 and 1"
+                ))
+            })?;
+        if alphas.contains(&alpha) {
+            return Err(AlphaListError(format!(
+                "\"{text}\": {alpha} is listed twice"
+            )));
+        }
+        alphas.push(alpha);
+    }
+    Ok(alphas)
 }

@@ -1,5 +1,6 @@
 //! How an [`Evaluation`] is shown: the seed experiment's two Markdown tables (method
-//! comparison; one row per M) with the best M by NDCG@100, and the JSON of DESIGN.md §7.
+//! comparison; one row per M) with the best M by NDCG@100, the fusion and profile tables,
+//! and the JSON of DESIGN.md §7 (one [`Row`] per method, also what gates and charts read).
 //! The numbers themselves come from `metrics`.
 
 use std::fmt::Write as _;
@@ -151,31 +152,101 @@ fn by_m(out: &mut String, evaluation: &Evaluation) {
     }
 }
 
-/// The JSON of DESIGN.md §7. An undefined Spearman (constant labels, or N = 1) is `null`.
-pub fn json(evaluation: &Evaluation) -> String {
-    let plain = |name, m: &RankingMetrics| JsonMethod {
-        name,
-        m: None,
-        recall1: None,
-        recall5: None,
-        top1: m.top1,
-        top5: m.top5,
-        ndcg100: m.ndcg100,
-        spearman: m.spearman,
-    };
-    let mut methods = vec![
-        plain("direct", &evaluation.direct),
-        plain("stage2", &evaluation.stage2),
+/// One row of the method list, as the JSON, the gates and the trade-off chart see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// `direct`, `stage2`, `recall_rerank`, `fusion` or `profile:<name>`.
+    pub name: String,
+    pub m: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// |R|, for profile rows with recall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall5: Option<f64>,
+    pub top1: f64,
+    pub top5: f64,
+    pub ndcg100: f64,
+    pub spearman: Option<f64>,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, m: Option<usize>, metrics: &RankingMetrics) -> Self {
+        Self {
+            name: name.into(),
+            m,
+            alpha: None,
+            recall_size: None,
+            recall1: None,
+            recall5: None,
+            top1: metrics.top1,
+            top5: metrics.top5,
+            ndcg100: metrics.ndcg100,
+            spearman: metrics.spearman,
+        }
+    }
+
+    /// The value of metric `name` (a JSON key: `top1`, `ndcg100`, `recall1`, …); `None`
+    /// when this row has no such value.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "top1" => Some(self.top1),
+            "top5" => Some(self.top5),
+            "ndcg100" => Some(self.ndcg100),
+            "spearman" => self.spearman,
+            "recall1" => self.recall1,
+            "recall5" => self.recall5,
+            _ => None,
+        }
+    }
+
+    /// A short label: `direct`, `recall_rerank M=200`, `fusion M=200 a=0.5`,
+    /// `profile:hybrid`.
+    pub fn label(&self) -> String {
+        match (self.name.as_str(), self.m, self.alpha) {
+            ("recall_rerank", Some(m), _) => format!("recall_rerank M={m}"),
+            ("fusion", Some(m), Some(a)) => format!("fusion M={m} a={a}"),
+            _ => self.name.clone(),
+        }
+    }
+}
+
+/// Every method row, in the JSON's order: direct, stage2, recall_rerank by M, fusion by M
+/// and alpha, then one per profile.
+pub fn method_rows(evaluation: &Evaluation) -> Vec<Row> {
+    let mut rows = vec![
+        Row::new("direct", None, &evaluation.direct),
+        Row::new("stage2", None, &evaluation.stage2),
     ];
-    methods.extend(evaluation.recall_rerank.iter().map(|r| JsonMethod {
-        m: Some(r.m),
+    rows.extend(evaluation.recall_rerank.iter().map(|r| Row {
         recall1: Some(r.recall1),
         recall5: Some(r.recall5),
-        ..plain("recall_rerank", &r.metrics)
+        ..Row::new("recall_rerank", Some(r.m), &r.metrics)
     }));
+    rows.extend(evaluation.fusion.iter().map(|f| Row {
+        alpha: Some(f.alpha),
+        recall1: Some(f.recall1),
+        recall5: Some(f.recall5),
+        ..Row::new("fusion", Some(f.m), &f.metrics)
+    }));
+    rows.extend(evaluation.profiles.iter().map(|p| Row {
+        alpha: p.alpha,
+        recall_size: p.recall.map(|c| c.size),
+        recall1: p.recall.map(|c| c.recall1),
+        recall5: p.recall.map(|c| c.recall5),
+        ..Row::new(format!("profile:{}", p.name), p.m, &p.metrics)
+    }));
+    rows
+}
+
+/// The JSON of DESIGN.md §7. An undefined Spearman (constant labels, or N = 1) is `null`.
+pub fn json(evaluation: &Evaluation) -> String {
     let report = JsonReport {
         n: evaluation.n,
-        methods,
+        methods: method_rows(evaluation),
     };
     // Serializing plain structs of numbers cannot fail; finite f64s print so that they
     // parse back to the same value.
@@ -185,21 +256,62 @@ pub fn json(evaluation: &Evaluation) -> String {
 #[derive(Serialize)]
 struct JsonReport {
     n: usize,
-    methods: Vec<JsonMethod>,
+    methods: Vec<Row>,
 }
 
-#[derive(Serialize)]
-struct JsonMethod {
-    name: &'static str,
-    m: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recall1: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recall5: Option<f64>,
-    top1: f64,
-    top5: f64,
-    ndcg100: f64,
-    spearman: Option<f64>,
+/// The fusion table (one row per M and alpha) and the profiles table; empty when neither
+/// was evaluated.
+pub fn markdown_profiles(evaluation: &Evaluation) -> String {
+    let mut out = String::new();
+    if !evaluation.fusion.is_empty() {
+        let _ = writeln!(out, "\n### Score fusion by M and alpha\n");
+        let _ = writeln!(
+            out,
+            "| Top-M | alpha | Recall@1% | Top-1% | Top-5% | NDCG@100 | Spearman |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
+        for f in &evaluation.fusion {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                f.m,
+                f.alpha,
+                percent(f.recall1),
+                percent(f.metrics.top1),
+                percent(f.metrics.top5),
+                fixed4(f.metrics.ndcg100),
+                optional(f.metrics.spearman),
+            );
+        }
+    }
+    if !evaluation.profiles.is_empty() {
+        let _ = writeln!(out, "\n### Profiles of the bundle\n");
+        let _ = writeln!(
+            out,
+            "| Profile | m | alpha | \\|R\\| | Recall@1% | Recall@5% | Top-1% | Top-5% | NDCG@100 | Spearman |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let dash = || "–".to_string();
+        for p in &evaluation.profiles {
+            let default = evaluation.default_profile.as_deref() == Some(p.name.as_str());
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                p.name,
+                if default { " (default)" } else { "" },
+                p.m.map_or_else(dash, |m| m.to_string()),
+                p.alpha.map_or_else(dash, |a| a.to_string()),
+                p.recall.map_or_else(dash, |c| c.size.to_string()),
+                p.recall.map_or_else(dash, |c| percent(c.recall1)),
+                p.recall.map_or_else(dash, |c| percent(c.recall5)),
+                percent(p.metrics.top1),
+                percent(p.metrics.top5),
+                fixed4(p.metrics.ndcg100),
+                optional(p.metrics.spearman),
+            );
+        }
+    }
+    out
 }
 
 /// The cells of one table row, the largest value(s) in bold (when there is a choice).
@@ -223,11 +335,11 @@ fn bold_best(values: &[Option<f64>], format: fn(f64) -> String) -> Vec<String> {
 }
 
 /// A fraction as a percentage with two decimals: 0.54312 → "54.31%".
-fn percent(x: f64) -> String {
+pub(crate) fn percent(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
 }
 
-fn fixed4(x: f64) -> String {
+pub(crate) fn fixed4(x: f64) -> String {
     format!("{x:.4}")
 }
 

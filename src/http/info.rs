@@ -51,23 +51,52 @@ pub async fn metrics(State(ranker): State<Arc<Ranker>>) -> Response {
         .into_response()
 }
 
-/// The serving version, when it was loaded, its models' features and the recall sizes;
-/// every version on disk with its state, the directories ignored, and the pin. Reads the
-/// last published view: never waits for a reload in progress.
+/// The serving version, when it was loaded, its models and profiles; every version on
+/// disk with its state, the directories ignored, and the pin. Reads the last published
+/// view: never waits for a reload in progress.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "`serving` (null before a version serves): `version`, `loaded_at`, `default_m`, `max_m`, `recall` and `rerank` (`objective`, `trees`, `features`); `pinned`; `versions` (`version`, `state`: serving, ready, rejected (with `reason`), incomplete; `warning`); `ignored` (`name`, `reason`); `repository_error`", body = Object)))]
+    responses((status = 200, description = "`serving` (null before a version serves): `version`, `loaded_at`, `format_version`, `models` (`name`, `file`, `objective`, `trees`, `features`), `default_profile`, `profiles` (`name`, `score`, `recall` [`model`, `m`], `rerank`, `alpha`, `max_m`; the models by name), and for the default profile `default_m`, `max_m`, `recall` and `rerank` (its score and rerank models: `objective`, `trees`, `features`); `pinned`; `versions` (`version`, `state`: serving, ready, rejected (with `reason`), incomplete; `warning`); `ignored` (`name`, `reason`); `repository_error`", body = Object)))]
 pub async fn models(State(ranker): State<Arc<Ranker>>) -> Json<serde_json::Value> {
     let serving = ranker.models.serving();
     let view = ranker.models.view();
     let serving_json = serving.as_ref().map(|s| {
         let b = &s.bundle;
+        let model = |index: usize| {
+            let m = b.model(index);
+            json!({"objective": m.objective(), "trees": m.num_trees(), "features": m.feature_names()})
+        };
+        let name = |index: usize| b.models[index].name.as_str();
+        let default = b.default_profile();
+        let profiles: Vec<serde_json::Value> = b
+            .profiles
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "score": name(p.score),
+                    "recall": p.recall.iter().map(|s| json!({"model": name(s.model), "m": s.m})).collect::<Vec<_>>(),
+                    "rerank": p.rerank.map(name),
+                    "alpha": p.rerank.map(|_| p.alpha),
+                    "max_m": p.first_m().map(|_| p.max_m),
+                })
+            })
+            .collect();
         json!({
             "version": s.version.to_string(),
             "loaded_at": humantime::format_rfc3339_seconds(s.loaded_at).to_string(),
-            "default_m": b.default_m,
-            "max_m": b.max_m,
-            "recall": {"objective": b.direct.objective(), "trees": b.direct.num_trees(), "features": b.direct.feature_names()},
-            "rerank": {"objective": b.stage2.objective(), "trees": b.stage2.num_trees(), "features": b.stage2.feature_names()},
+            "format_version": b.format_version,
+            "models": b.models.iter().enumerate().map(|(i, m)| {
+                let mut entry = model(i);
+                entry["name"] = json!(m.name);
+                entry["file"] = json!(m.file);
+                entry
+            }).collect::<Vec<_>>(),
+            "default_profile": default.name,
+            "profiles": profiles,
+            "default_m": default.first_m(),
+            "max_m": default.first_m().map(|_| default.max_m),
+            "recall": model(default.score),
+            "rerank": default.rerank.map(model),
         })
     });
     Json(json!({

@@ -39,7 +39,9 @@ pub struct RankResponse<'a> {
     pub request_id: Option<&'a str>,
     /// The model version that ranked the request.
     pub model_version: String,
-    /// The M used: how many candidates were reranked.
+    /// The profile that ranked the request.
+    pub profile: &'a str,
+    /// The M used: how many candidates were reranked (the size of the recalled set).
     pub m: usize,
     /// The first `k` candidates of the final order.
     pub items: Vec<Item<'a>>,
@@ -49,10 +51,12 @@ pub struct RankResponse<'a> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Item<'a> {
     pub id: &'a str,
-    /// `stage2_score` for reranked items, else `direct_score`.
+    /// The rerank key for reranked items (`stage2_score`, or its fusion with
+    /// `direct_score` when the profile's alpha < 1), else `direct_score`.
     pub score: f64,
+    /// The profile's score model's output.
     pub direct_score: f64,
-    /// `null` outside the Top-M.
+    /// The rerank model's output; `null` outside the recalled set.
     pub stage2_score: Option<f64>,
     pub reranked: bool,
 }
@@ -70,7 +74,7 @@ pub fn response(
         .iter()
         .map(|item| Item {
             id: &request.candidates[item.index].id,
-            score: item.stage2_score.unwrap_or(item.direct_score),
+            score: item.score,
             direct_score: item.direct_score,
             stage2_score: item.stage2_score,
             reranked: item.stage2_score.is_some(),
@@ -79,6 +83,7 @@ pub fn response(
     let response = RankResponse {
         request_id: request.request_id.as_deref().or(header_id),
         model_version: version.to_string(),
+        profile: &ranked.profile,
         m: ranked.m,
         items,
     };

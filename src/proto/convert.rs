@@ -57,7 +57,9 @@ pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, RankErr
         context,
         feature_names: dense.then(|| message.feature_names.into_iter().map(Cow::Owned).collect()),
         candidates,
+        profile: message.profile.map(Cow::Owned),
         m: message.m,
+        alpha: message.alpha,
         k: message.k,
     })
 }
@@ -106,7 +108,7 @@ pub fn response(
         .iter()
         .map(|item| pb::RankedItem {
             id: request.candidates[item.index].id.clone().into_owned(),
-            score: item.stage2_score.unwrap_or(item.direct_score),
+            score: item.score,
             direct_score: item.direct_score,
             stage2_score: item.stage2_score,
             reranked: item.stage2_score.is_some(),
@@ -119,6 +121,7 @@ pub fn response(
             .or(header_id)
             .map(str::to_owned),
         model_version: version.to_string(),
+        profile: ranked.profile.clone(),
         m: ranked.m as u64,
         items,
     }

@@ -1,4 +1,4 @@
-//! From a decoded request to the feature matrices of the two models: names are resolved
+//! From a decoded request to the feature matrix of any model of the bundle: names are resolved
 //! to model columns once per request (dense form) or through a cache keyed on the previous
 //! candidate's key order (sparse form), so the per-value work is a string comparison, not
 //! a hash lookup. Candidate values win over `context`; `null` and absent are missing.
@@ -11,64 +11,67 @@ use super::request::{Candidate, FeatureValue, RankRequest};
 use crate::bundle::Bundle;
 use crate::engine::{FeatureMatrix, Model};
 
-/// Where one feature name sits in each model, resolved once per bundle.
+/// A feature name known to some model of the serving bundle: an index into the
+/// [`FeatureIndex`]'s per-model column tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    direct: Option<u32>,
-    stage2: Option<u32>,
-    /// Category labels are accepted: some model has pandas categories for this feature,
-    /// and every model that uses it does.
-    accepts_labels: bool,
-}
+pub struct Slot(u32);
 
-/// Which of the bundle's two models a matrix is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Direct,
-    Stage2,
-}
-
-impl Slot {
-    fn column(self, side: Side) -> Option<usize> {
-        match side {
-            Side::Direct => self.direct,
-            Side::Stage2 => self.stage2,
-        }
-        .map(|c| c as usize)
-    }
-}
-
-/// Feature name → columns in both models, built once when a bundle starts serving.
+/// Feature name → slot, and slot → column in each model of the bundle, built once when a
+/// bundle starts serving. Per value, the ranking pays an array index, not a hash lookup.
 #[derive(Debug, Default)]
 pub struct FeatureIndex {
     slots: HashMap<String, Slot>,
+    /// Per model, per slot: its column in that model.
+    columns: Vec<Vec<Option<u32>>>,
+    /// Per slot: category labels are accepted (some model has pandas categories for this
+    /// feature, and every model that uses it does).
+    accepts_labels: Vec<bool>,
 }
 
 impl FeatureIndex {
     pub fn new(bundle: &Bundle) -> Self {
         let mut slots: HashMap<String, Slot> = HashMap::new();
-        for (side, model) in [
-            (Side::Direct, &bundle.direct),
-            (Side::Stage2, &bundle.stage2),
-        ] {
-            for (column, name) in model.feature_names().iter().enumerate() {
-                let slot = slots.entry(name.clone()).or_insert(Slot {
-                    direct: None,
-                    stage2: None,
-                    accepts_labels: true,
-                });
-                match side {
-                    Side::Direct => slot.direct = Some(column as u32),
-                    Side::Stage2 => slot.stage2 = Some(column as u32),
+        let mut accepts_labels: Vec<bool> = Vec::new();
+        for named in &bundle.models {
+            for (column, name) in named.model.feature_names().iter().enumerate() {
+                let next = Slot(slots.len() as u32);
+                let slot = *slots.entry(name.clone()).or_insert(next);
+                if slot == next {
+                    accepts_labels.push(true);
                 }
-                slot.accepts_labels &= model.categories(column).is_some();
+                accepts_labels[slot.0 as usize] &= named.model.categories(column).is_some();
             }
         }
-        Self { slots }
+        let columns = bundle
+            .models
+            .iter()
+            .map(|named| {
+                let mut table = vec![None; slots.len()];
+                for (column, name) in named.model.feature_names().iter().enumerate() {
+                    table[slots[name].0 as usize] = Some(column as u32);
+                }
+                table
+            })
+            .collect();
+        Self {
+            slots,
+            columns,
+            accepts_labels,
+        }
     }
 
     fn get(&self, name: &str) -> Option<Slot> {
         self.slots.get(name).copied()
+    }
+
+    fn accepts_labels(&self, slot: Slot) -> bool {
+        self.accepts_labels[slot.0 as usize]
+    }
+
+    /// The column of `slot` in model `model` (its index in the bundle).
+    #[inline]
+    fn column(&self, model: usize, slot: Slot) -> Option<usize> {
+        self.columns[model][slot.0 as usize].map(|c| c as usize)
     }
 }
 
@@ -98,10 +101,10 @@ impl<'r> Batch<'r> {
             for (name, value) in &features.0 {
                 match index.get(name) {
                     Some(slot) => {
-                        check_label(Some(slot), value, || format!("context.{name}"))?;
+                        check_label(index, Some(slot), value, || format!("context.{name}"))?;
                         context.push((slot, value));
                     }
-                    None => check_label(None, value, || format!("context.{name}"))?,
+                    None => check_label(index, None, value, || format!("context.{name}"))?,
                 }
             }
         }
@@ -135,7 +138,7 @@ impl<'r> Batch<'r> {
                         )));
                     }
                     for (j, (slot, value)) in slots.iter().zip(values).enumerate() {
-                        check_label(*slot, value, || format!("candidates[{i}].values[{j}]"))?;
+                        check_label(self.index, *slot, value, || format!("candidates[{i}].values[{j}]"))?;
                     }
                 }
                 (Some(_), _, None) => {
@@ -156,7 +159,9 @@ impl<'r> Batch<'r> {
                 (None, features, None) => {
                     for (j, (name, value)) in features.iter().flat_map(|f| f.0.iter()).enumerate() {
                         let slot = cache.slot(j, name, self.index);
-                        check_label(slot, value, || format!("candidates[{i}].features.{name}"))?;
+                        check_label(self.index, slot, value, || {
+                            format!("candidates[{i}].features.{name}")
+                        })?;
                     }
                 }
             }
@@ -164,11 +169,13 @@ impl<'r> Batch<'r> {
         Ok(())
     }
 
-    /// The feature matrix of `model` (the bundle's `side` model) for the candidates `rows`.
-    pub fn matrix(&self, side: Side, model: &Model, rows: &[usize]) -> FeatureMatrix {
+    /// The feature matrix of `model` (the bundle's model number `which`) for the
+    /// candidates `rows`.
+    pub fn matrix(&self, which: usize, model: &Model, rows: &[usize]) -> FeatureMatrix {
+        let index = self.index;
         let mut base = vec![f64::NAN; model.num_features()];
         for (slot, value) in &self.context {
-            if let Some(column) = slot.column(side) {
+            if let Some(column) = index.column(which, *slot) {
                 base[column] = number(model, column, value);
             }
         }
@@ -180,15 +187,16 @@ impl<'r> Batch<'r> {
             match (&self.dense, &candidate.values, &candidate.features) {
                 (Some(slots), Some(values), _) => {
                     for (slot, value) in slots.iter().zip(values) {
-                        if let Some(column) = slot.and_then(|s| s.column(side)) {
+                        if let Some(column) = slot.and_then(|s| index.column(which, s)) {
                             matrix.set(r, column, number(model, column, value));
                         }
                     }
                 }
                 (_, _, Some(features)) => {
                     for (j, (name, value)) in features.0.iter().enumerate() {
-                        if let Some(column) =
-                            cache.slot(j, name, self.index).and_then(|s| s.column(side))
+                        if let Some(column) = cache
+                            .slot(j, name, index)
+                            .and_then(|s| index.column(which, s))
                         {
                             matrix.set(r, column, number(model, column, value));
                         }
@@ -229,12 +237,13 @@ fn check_unique(names: &[Cow<'_, str>]) -> Result<(), RankError> {
 }
 
 fn check_label(
+    index: &FeatureIndex,
     slot: Option<Slot>,
     value: &FeatureValue<'_>,
     field: impl FnOnce() -> String,
 ) -> Result<(), RankError> {
     match value {
-        FeatureValue::Label(label) if !slot.is_some_and(|s| s.accepts_labels) => Err(RankError::Invalid(format!(
+        FeatureValue::Label(label) if !slot.is_some_and(|s| index.accepts_labels(s)) => Err(RankError::Invalid(format!(
             "{}: `{label}` is a string, but the feature is not categorical with category labels in the serving models",
             field()
         ))),

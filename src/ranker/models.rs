@@ -158,13 +158,18 @@ impl Models {
             };
             match loaded {
                 Ok(bundle) => {
-                    metrics.serving(target, bundle.default_m);
+                    metrics.serving(
+                        target,
+                        bundle.default_profile().first_m().unwrap_or(0),
+                        bundle.profiles.iter().map(|p| p.name.as_str()),
+                    );
                     metrics.reloads.with_label_values(&["loaded"]).inc();
                     tracing::info!(
                         version = target,
                         previous = ?current,
-                        direct_trees = bundle.direct.num_trees(),
-                        stage2_trees = bundle.stage2.num_trees(),
+                        models = bundle.models.len(),
+                        profiles = bundle.profiles.len(),
+                        trees = bundle.models.iter().map(|m| m.model.num_trees()).sum::<usize>(),
                         canary_rows = bundle.canary_rows,
                         "model version serving"
                     );

@@ -1,14 +1,18 @@
-//! The ranking pipeline of one request, shared by every transport (DESIGN.md §1): limits
-//! and parameters checked, features assembled, Direct on every candidate, Top-M, Stage2 on
-//! those M, and the final order, with the ranking metrics recorded. Blocking: it scores.
+//! The ranking pipeline of one request, shared by every transport (DESIGN.md §1.1): the
+//! profile chosen and its parameters checked, features assembled, the score model and each
+//! recall source on every candidate, the recalled set, the rerank model on it, and the
+//! final order (`order::rank`, as `eval` ranks), with the ranking metrics recorded.
+//! Blocking: it scores.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::RankError;
-use super::features::{Batch, Side};
+use super::features::Batch;
 use super::models::Serving;
 use super::request::RankRequest;
 use super::state::Ranker;
+use crate::bundle::Profile;
+use crate::engine::Model;
 use crate::order;
 
 /// From this many candidates on, a request ranked while no other is in flight scores
@@ -19,22 +23,104 @@ const SPLIT_CANDIDATES: usize = 2048;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RankedItem {
     pub index: usize,
+    /// Its rerank key when reranked, else `direct_score`.
+    pub score: f64,
+    /// The profile's score model's output (`d`).
     pub direct_score: f64,
-    /// `Some` for the reranked (Top-M) items only.
+    /// The rerank model's output; `Some` for the reranked (recalled) items only.
     pub stage2_score: Option<f64>,
 }
 
 /// The outcome of ranking one request, whatever its wire format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranked {
-    /// The M used.
+    /// The profile that ranked it.
+    pub profile: String,
+    /// The M used: the size of the recalled set R.
     pub m: usize,
     /// The first k items of the final order.
     pub items: Vec<RankedItem>,
 }
 
-/// Validates and ranks a decoded request on `serving` (DESIGN.md §1), recording the
-/// ranking metrics. Blocking: it scores every candidate. Shared by every transport.
+/// A request's choices applied to its profile: the profile, the recall sources' `m`
+/// and alpha, each checked against the profile (DESIGN.md §1.1).
+#[derive(Debug)]
+struct Plan<'b> {
+    profile: &'b Profile,
+    /// The `m` of each recall source.
+    ms: Vec<usize>,
+    alpha: f64,
+    k: usize,
+}
+
+impl<'b> Plan<'b> {
+    fn new(serving: &'b Serving, request: &RankRequest<'_>) -> Result<Self, RankError> {
+        let bundle = &serving.bundle;
+        let version = serving.version;
+        let profile = match request.profile.as_deref() {
+            None => bundle.default_profile(),
+            Some(name) => bundle.profile(name).ok_or_else(|| {
+                let known: Vec<&str> = bundle.profiles.iter().map(|p| p.name.as_str()).collect();
+                RankError::Invalid(format!(
+                    "profile: `{name}` is not a profile of model version {version} (it has: {})",
+                    known.join(", ")
+                ))
+            })?,
+        };
+        let mut ms: Vec<usize> = profile.recall.iter().map(|s| s.m).collect();
+        if let Some(m) = request.m {
+            let Some(first) = ms.first_mut() else {
+                return Err(RankError::Invalid(format!(
+                    "m: profile `{}` has no recall, so there is no M to set",
+                    profile.name
+                )));
+            };
+            if m < 1 || m > profile.max_m as u64 {
+                return Err(RankError::Invalid(format!(
+                    "m: {m} is outside 1..={} (max_m of profile `{}` in model version {version})",
+                    profile.max_m, profile.name
+                )));
+            }
+            *first = m as usize;
+        }
+        let alpha = match request.alpha {
+            None => profile.alpha,
+            Some(_) if profile.rerank.is_none() => {
+                return Err(RankError::Invalid(format!(
+                    "alpha: profile `{}` has no rerank model, so there is nothing to weigh",
+                    profile.name
+                )))
+            }
+            Some(a) if (0.0..=1.0).contains(&a) => a,
+            Some(a) => return Err(RankError::Invalid(format!("alpha: {a} is outside [0, 1]"))),
+        };
+        let n = request.candidates.len();
+        let k = match request.k {
+            None => n,
+            Some(0) => return Err(RankError::Invalid("k: must be at least 1".into())),
+            Some(k) => usize::try_from(k).unwrap_or(usize::MAX).min(n),
+        };
+        Ok(Self {
+            profile,
+            ms,
+            alpha,
+            k,
+        })
+    }
+}
+
+/// How long each stage of one ranking took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageTimes {
+    /// The score model and the recall sources on every candidate, and the selections.
+    pub recall: Duration,
+    /// The rerank model on the recalled set and the final order; `None` without rerank.
+    pub rerank: Option<Duration>,
+}
+
+/// Validates and ranks a decoded request on `serving` by its profile (DESIGN.md §1.1),
+/// recording the ranking metrics. Blocking: it scores every candidate. Shared by every
+/// transport.
 pub fn rank_request(
     ranker: &Ranker,
     serving: &Serving,
@@ -50,74 +136,128 @@ pub fn rank_request(
             )),
         ));
     }
+    let split = n >= SPLIT_CANDIDATES && ranker.ranking_alone();
+    let (ranked, times) = rank(serving, request, split)?;
+
+    let metrics = &ranker.metrics;
+    let profile = ranked.profile.as_str();
+    metrics
+        .stage_duration
+        .with_label_values(&["recall", profile])
+        .observe(times.recall.as_secs_f64());
+    if let Some(rerank) = times.rerank {
+        metrics
+            .stage_duration
+            .with_label_values(&["rerank", profile])
+            .observe(rerank.as_secs_f64());
+    }
+    metrics
+        .rank_requests
+        .with_label_values(&[profile, "full"])
+        .inc();
+    metrics.candidates.observe(n as f64);
+    metrics.recall_size_used.observe(ranked.m as f64);
+    Ok(ranked)
+}
+
+/// Ranks `request` on `serving` by its profile, without limits or metrics (those are
+/// [`rank_request`]'s): the profile's models on the request's features and
+/// `order::rank`. `split` scores the all-candidate models on two threads.
+pub fn rank(
+    serving: &Serving,
+    request: &RankRequest<'_>,
+    split: bool,
+) -> Result<(Ranked, StageTimes), RankError> {
+    let n = request.candidates.len();
+    let plan = Plan::new(serving, request)?;
+    let profile = plan.profile;
     let bundle = &serving.bundle;
-    let m_asked = match request.m {
-        None => bundle.default_m,
-        Some(m) if m >= 1 && m <= bundle.max_m as u64 => m as usize,
-        Some(m) => {
-            return Err(RankError::Invalid(format!(
-                "m: {m} is outside 1..={} (max_m of model version {})",
-                bundle.max_m, serving.version
-            )))
-        }
-    };
-    let k = match request.k {
-        None => n,
-        Some(0) => return Err(RankError::Invalid("k: must be at least 1".into())),
-        Some(k) => usize::try_from(k).unwrap_or(usize::MAX).min(n),
-    };
     let batch = Batch::new(request, &serving.features)?;
 
     let recall_start = Instant::now();
-    let all: Vec<usize> = (0..n).collect();
-    let mut d = vec![0.0; n];
-    let score = |rows: &[usize], out: &mut [f64]| {
-        let matrix = batch.matrix(Side::Direct, &bundle.direct, rows);
-        bundle.direct.predict(&matrix, out);
-    };
-    if n >= SPLIT_CANDIDATES && ranker.ranking_alone() {
-        // Each row's score is independent of the others, so the halves are exact.
-        let (rows_a, rows_b) = all.split_at(n / 2);
-        let (d_a, d_b) = d.split_at_mut(n / 2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| score(rows_b, d_b));
-            score(rows_a, d_a);
-        });
-    } else {
-        score(&all, &mut d);
-    }
-    let recalled = order::recall(&d, m_asked);
-    let rerank_start = Instant::now();
-    let mut s = vec![0.0; recalled.len()];
-    bundle.stage2.predict(
-        &batch.matrix(Side::Stage2, &bundle.stage2, &recalled),
-        &mut s,
-    );
-    let order = order::order(&d, &recalled, &s, k);
-    let done = Instant::now();
-
-    let metrics = &ranker.metrics;
-    metrics
-        .stage_duration
-        .with_label_values(&["recall"])
-        .observe((rerank_start - recall_start).as_secs_f64());
-    metrics
-        .stage_duration
-        .with_label_values(&["rerank"])
-        .observe((done - rerank_start).as_secs_f64());
-    metrics.candidates.observe(n as f64);
-    metrics.recall_size_used.observe(recalled.len() as f64);
-
-    let items = order
-        .into_iter()
-        .map(|(index, stage2_score)| RankedItem {
-            index,
-            direct_score: d[index],
-            stage2_score,
+    let score_all = |which: usize| score_all(&batch, which, bundle.model(which), n, split);
+    let d = score_all(profile.score);
+    // A source whose model is the score model reuses `d`.
+    let other: Vec<Vec<f64>> = profile
+        .recall
+        .iter()
+        .map(|s| {
+            if s.model == profile.score {
+                Vec::new()
+            } else {
+                score_all(s.model)
+            }
         })
         .collect();
-    Ok(Ranked {
-        m: recalled.len(),
+    let sources: Vec<(&[f64], usize)> = profile
+        .recall
+        .iter()
+        .zip(&other)
+        .zip(&plan.ms)
+        .map(|((s, scores), &m)| {
+            let scores = if s.model == profile.score { &d } else { scores };
+            (&scores[..], m)
+        })
+        .collect();
+    let mut rerank_start = None;
+    let ranking = order::rank(&d, &sources, plan.alpha, plan.k, |recalled| {
+        rerank_start = Some(Instant::now());
+        // Called only for a non-empty R, so only when the profile has a rerank model.
+        let which = profile.rerank.unwrap_or(profile.score);
+        let model = bundle.model(which);
+        let mut s = vec![0.0; recalled.len()];
+        model.predict(&batch.matrix(which, model, recalled), &mut s);
+        s
+    });
+    let done = Instant::now();
+    let times = StageTimes {
+        recall: rerank_start.unwrap_or(done) - recall_start,
+        rerank: rerank_start.map(|start| done - start),
+    };
+
+    let items = ranking
+        .order
+        .iter()
+        .map(|placed| match placed.reranked {
+            Some(r) => RankedItem {
+                index: placed.index,
+                score: ranking.keys[r],
+                direct_score: d[placed.index],
+                stage2_score: Some(ranking.s[r]),
+            },
+            None => RankedItem {
+                index: placed.index,
+                score: d[placed.index],
+                direct_score: d[placed.index],
+                stage2_score: None,
+            },
+        })
+        .collect();
+    let ranked = Ranked {
+        profile: profile.name.clone(),
+        m: ranking.recalled.len(),
         items,
-    })
+    };
+    Ok((ranked, times))
+}
+
+/// Model `which` of the bundle on all `n` candidates; on two threads when `split`. Each
+/// row's score is independent of the others, so the halves are exact.
+fn score_all(batch: &Batch<'_>, which: usize, model: &Model, n: usize, split: bool) -> Vec<f64> {
+    let mut out = vec![0.0; n];
+    let all: Vec<usize> = (0..n).collect();
+    let score = |rows: &[usize], out: &mut [f64]| {
+        model.predict(&batch.matrix(which, model, rows), out);
+    };
+    if split {
+        let (rows_a, rows_b) = all.split_at(n / 2);
+        let (out_a, out_b) = out.split_at_mut(n / 2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| score(rows_b, out_b));
+            score(rows_a, out_a);
+        });
+    } else {
+        score(&all, &mut out);
+    }
+    out
 }

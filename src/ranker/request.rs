@@ -32,10 +32,20 @@ pub struct RankRequest<'a> {
     /// The candidates, each with a unique `id`.
     #[serde(borrow)]
     pub candidates: Vec<Candidate<'a>>,
-    /// Recall size M (1 to the version's `max_m`; default: its `default_m`).
+    /// The ranking profile (DESIGN.md §1.1; default: the version's `default_profile`).
+    #[serde(borrow, default)]
+    #[schema(value_type = Option<String>)]
+    pub profile: Option<Cow<'a, str>>,
+    /// The `m` of the profile's first recall source (1 to the profile's `max_m`; default:
+    /// the profile's). Only for a profile with recall.
     #[serde(default)]
     #[schema(minimum = 1)]
     pub m: Option<u64>,
+    /// Weight of the rerank score in the rerank key, in [0, 1] (default: the profile's).
+    /// Only for a profile with a rerank model.
+    #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub alpha: Option<f64>,
     /// How many items to return (at least 1; default: all).
     #[serde(default)]
     #[schema(minimum = 1)]

@@ -126,11 +126,13 @@ pub fn reference_rank(bundle: &Bundle, request: &Value) -> Vec<(String, f64, f64
     };
     let n = candidates.len();
     let all: Vec<usize> = (0..n).collect();
-    let d = scores(&bundle.direct, &all);
+    // A format 1 bundle: model 0 is Direct, model 1 Stage2, one recall-rerank profile.
+    let d = scores(bundle.model(0), &all);
+    let default_m = bundle.default_profile().first_m().expect("recall");
     let m = request
         .get("m")
         .and_then(Value::as_u64)
-        .map_or(bundle.default_m, |m| m as usize)
+        .map_or(default_m, |m| m as usize)
         .min(n);
     let k = request
         .get("k")
@@ -140,7 +142,7 @@ pub fn reference_rank(bundle: &Bundle, request: &Value) -> Vec<(String, f64, f64
     let mut by_d = all.clone();
     by_d.sort_by(|&a, &b| d[b].partial_cmp(&d[a]).expect("finite").then(a.cmp(&b)));
     let top: Vec<usize> = by_d[..m].to_vec();
-    let s = scores(&bundle.stage2, &top);
+    let s = scores(bundle.model(1), &top);
     let mut head: Vec<(usize, f64)> = top.iter().copied().zip(s).collect();
     head.sort_by(|a, b| {
         b.1.partial_cmp(&a.1)

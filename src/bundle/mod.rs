@@ -1,10 +1,13 @@
-//! One version of the model repository: `bundle.toml`, the Direct (recall) and Stage2
-//! (rerank) models it names, and the canary check that must pass before it may serve.
-//! Which version serves, and when versions are rescanned, is `repository.rs`'s concern.
+//! One version of the model repository: the models `bundle.toml` names (parsed in
+//! `spec`), the profiles over them, and the checks that must pass before it may serve
+//! (finite scores, the canary rows). Which version serves, and when versions are
+//! rescanned, is `repository.rs`'s concern.
+
+mod spec;
+
+pub use spec::{Profile, Source};
 
 use std::path::{Component, Path, PathBuf};
-
-use serde::Deserialize;
 
 use crate::csv_input;
 use crate::engine::{FeatureMatrix, Model, ModelError};
@@ -31,54 +34,27 @@ pub enum BundleError {
     Canary(String),
 }
 
-/// `bundle.toml`, strictly: unknown keys are an error.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BundleFile {
-    format_version: u32,
-    recall: RecallSection,
-    rerank: RerankSection,
-    canary: Option<CanarySection>,
+/// A model of the bundle and the name profiles know it by.
+#[derive(Debug)]
+pub struct NamedModel {
+    pub name: String,
+    /// The file it was loaded from, as `bundle.toml` gives it.
+    pub file: String,
+    pub model: Model,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecallSection {
-    model: String,
-    default_m: usize,
-    max_m: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RerankSection {
-    model: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CanarySection {
-    file: String,
-    #[serde(default = "default_tolerance")]
-    tolerance: f64,
-}
-
-fn default_tolerance() -> f64 {
-    1e-9
-}
-
-/// A validated bundle: both models loaded and checked, ready to serve. Its version number
+/// A validated bundle: every model loaded and checked, ready to serve. Its version number
 /// is the repository's to give, not the bundle's.
 #[derive(Debug)]
 pub struct Bundle {
-    /// Recall model: scores every candidate.
-    pub direct: Model,
-    /// Rerank model: scores the Top-M.
-    pub stage2: Model,
-    /// M when a request gives none.
-    pub default_m: usize,
-    /// The largest M a request may ask for.
-    pub max_m: usize,
+    /// 1 or 2.
+    pub format_version: u32,
+    /// In `bundle.toml` order (format 1: `direct`, `stage2`).
+    pub models: Vec<NamedModel>,
+    /// In declaration order (format 1: one, `default`).
+    pub profiles: Vec<Profile>,
+    /// Index into `profiles`.
+    pub default_profile: usize,
     /// How many canary rows were checked (0 without a canary).
     pub canary_rows: usize,
 }
@@ -101,79 +77,95 @@ impl Bundle {
                     })
                 }
             };
-        let spec: BundleFile =
-            toml::from_str(&text).map_err(|e| BundleError::Config(e.to_string()))?;
-        if spec.format_version != 1 {
-            return Err(BundleError::Config(format!(
-                "format_version = {} is not supported (only 1)",
-                spec.format_version
-            )));
-        }
-        if spec.recall.default_m < 1 || spec.recall.default_m > spec.recall.max_m {
-            return Err(BundleError::Config(format!(
-                "recall.default_m = {} must be between 1 and recall.max_m = {}",
-                spec.recall.default_m, spec.recall.max_m
-            )));
-        }
-
-        let direct = load_model(dir, &spec.recall.model, "recall.model")?;
-        let stage2 = load_model(dir, &spec.rerank.model, "rerank.model")?;
+        let spec = spec::parse(&text).map_err(BundleError::Config)?;
+        let key = |name: &str| match spec.format_version {
+            1 if name == "direct" => "recall.model".to_owned(),
+            1 => "rerank.model".to_owned(),
+            _ => format!("models.{name}"),
+        };
+        let models = spec
+            .models
+            .iter()
+            .map(|(name, file)| {
+                Ok(NamedModel {
+                    name: name.clone(),
+                    file: file.clone(),
+                    model: load_model(dir, file, &key(name))?,
+                })
+            })
+            .collect::<Result<Vec<_>, BundleError>>()?;
         let mut bundle = Self {
-            direct,
-            stage2,
-            default_m: spec.recall.default_m,
-            max_m: spec.recall.max_m,
+            format_version: spec.format_version,
+            models,
+            profiles: spec.profiles,
+            default_profile: spec.default_profile,
             canary_rows: 0,
         };
         bundle.check_finite_on_missing_row()?;
         if let Some(canary) = &spec.canary {
-            if !(canary.tolerance >= 0.0 && canary.tolerance.is_finite()) {
-                return Err(BundleError::Config(format!(
-                    "canary.tolerance = {} must be a finite number >= 0",
-                    canary.tolerance
-                )));
-            }
             let path = resolve(dir, &canary.file, "canary.file")?;
             bundle.canary_rows = bundle.check_canary(&path, canary.tolerance)?;
         }
         Ok(bundle)
     }
 
-    /// A row with every feature missing must score finitely in both models.
+    /// The model at `index` (as profiles give it).
+    pub fn model(&self, index: usize) -> &Model {
+        &self.models[index].model
+    }
+
+    /// The profile a request without `"profile"` gets.
+    pub fn default_profile(&self) -> &Profile {
+        &self.profiles[self.default_profile]
+    }
+
+    /// The profile called `name`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    /// Every model, by reference, in bundle order.
+    pub fn model_refs(&self) -> Vec<&Model> {
+        self.models.iter().map(|m| &m.model).collect()
+    }
+
+    /// A row with every feature missing must score finitely in every model.
     fn check_finite_on_missing_row(&self) -> Result<(), BundleError> {
-        for (name, model) in [("recall", &self.direct), ("rerank", &self.stage2)] {
+        for named in &self.models {
+            let model = &named.model;
             let mut out = [0.0];
             model.predict(&FeatureMatrix::missing(1, model.num_features()), &mut out);
             if !out[0].is_finite() {
                 return Err(BundleError::Config(format!(
-                    "the {name} model scores a row of missing values as {}",
-                    out[0]
+                    "model {} ({}) scores a row of missing values as {}",
+                    named.name, named.file, out[0]
                 )));
             }
         }
         Ok(())
     }
 
-    /// Scores every canary row with both models and compares with the expected scores.
+    /// Scores every canary row with every model and compares with the expected scores
+    /// (column `expected_<model name>`).
     fn check_canary(&self, path: &Path, tolerance: f64) -> Result<usize, BundleError> {
-        let loaded = csv_input::read(
-            path,
-            &[&self.direct, &self.stage2],
-            &["expected_direct", "expected_stage2"],
-        )
-        .map_err(|e| BundleError::Canary(e.to_string()))?;
+        let expected: Vec<String> = self
+            .models
+            .iter()
+            .map(|m| format!("expected_{}", m.name))
+            .collect();
+        let expected_refs: Vec<&str> = expected.iter().map(String::as_str).collect();
+        let loaded = csv_input::read(path, &self.model_refs(), &expected_refs)
+            .map_err(|e| BundleError::Canary(e.to_string()))?;
         if loaded.num_rows == 0 {
             return Err(BundleError::Canary(format!(
                 "{} has no rows",
                 path.display()
             )));
         }
-        for (m, (model, name)) in [(&self.direct, "direct"), (&self.stage2, "stage2")]
-            .into_iter()
-            .enumerate()
-        {
+        for (m, named) in self.models.iter().enumerate() {
+            let name = &named.name;
             let mut scores = vec![0.0; loaded.num_rows];
-            model.predict(&loaded.matrices[m], &mut scores);
+            named.model.predict(&loaded.matrices[m], &mut scores);
             for (row, (&got, &want)) in scores.iter().zip(&loaded.columns[m]).enumerate() {
                 if !got.is_finite() {
                     return Err(BundleError::Canary(format!(

@@ -1,7 +1,9 @@
-//! The three PNG charts of `giftrank eval --plots`: recall coverage vs M, NDCG@100 vs M
-//! (Direct-only and Stage2-only as reference lines) and the method comparison (grouped
-//! bars). Drawn with plotters on a bitmap, text in the embedded DejaVu Sans, so no system
-//! font library is needed. The numbers come from `metrics`.
+//! The PNG charts of `giftrank eval --plots`: recall coverage vs M, NDCG@100 vs M
+//! (Direct-only and Stage2-only as reference lines), the method comparison (grouped
+//! bars), and the seed's charts 4.3 (`tradeoff`: Top-1% against NDCG@100 per method) and
+//! 4.4 (`correlation`: Direct against Stage2 scores). Drawn with plotters on a bitmap,
+//! text in the embedded DejaVu Sans, so no system font library is needed. The numbers
+//! come from `metrics`.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -15,8 +17,11 @@ use plotters::style::FontStyle;
 use super::metrics::{top_k_size, Evaluation, RankingMetrics};
 use super::report::{rows, RANKING_METRICS};
 
+mod correlation;
+mod tradeoff;
+
 /// DejaVu Sans (licence: `assets/DejaVuSans-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../../assets/DejaVuSans.ttf");
 /// The family name every text style below (and plotters' own defaults) asks for.
 const FAMILY: &str = "sans-serif";
 
@@ -24,6 +29,8 @@ const FAMILY: &str = "sans-serif";
 pub const RECALL_FILE: &str = "recall_coverage_vs_m.png";
 pub const NDCG_FILE: &str = "ndcg100_vs_m.png";
 pub const COMPARISON_FILE: &str = "method_comparison.png";
+pub const TRADEOFF_FILE: &str = "tradeoff.png";
+pub const CORRELATION_FILE: &str = "score_correlation.png";
 
 const SIZE: (u32, u32) = (1000, 620);
 const DIRECT_COLOUR: RGBColor = RGBColor(31, 119, 180);
@@ -39,13 +46,19 @@ pub struct PlotError {
     pub message: String,
 }
 
-/// Writes the three charts into `dir` (created if needed); returns their paths. `shown`
-/// is the M of the recall-rerank bars in the method comparison.
-pub fn write_all(
-    evaluation: &Evaluation,
-    shown: Option<usize>,
-    dir: &Path,
-) -> Result<Vec<PathBuf>, PlotError> {
+/// What the charts are drawn from.
+#[derive(Debug, Clone, Copy)]
+pub struct Charts<'a> {
+    pub evaluation: &'a Evaluation,
+    /// The M of the recall-rerank bars in the method comparison.
+    pub shown: Option<usize>,
+    /// Every row's Direct and Stage2 score (the score correlation chart); may be empty.
+    pub direct: &'a [f64],
+    pub stage2: &'a [f64],
+}
+
+/// Writes the five charts into `dir` (created if needed); returns their paths.
+pub fn write_all(charts: &Charts<'_>, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
     std::fs::create_dir_all(dir).map_err(|e| PlotError {
         path: dir.to_owned(),
         message: e.to_string(),
@@ -54,13 +67,21 @@ pub fn write_all(
         path: dir.to_owned(),
         message,
     })?;
-    let charts: [(&str, ChartFn); 3] = [
-        (RECALL_FILE, &|area, e, _| recall_chart(area, e)),
-        (NDCG_FILE, &|area, e, _| ndcg_chart(area, e)),
-        (COMPARISON_FILE, &|area, e, m| comparison_chart(area, e, m)),
+    let drawings: [(&str, ChartFn); 5] = [
+        (RECALL_FILE, &|area, c| recall_chart(area, c.evaluation)),
+        (NDCG_FILE, &|area, c| ndcg_chart(area, c.evaluation)),
+        (COMPARISON_FILE, &|area, c| {
+            comparison_chart(area, c.evaluation, c.shown)
+        }),
+        (TRADEOFF_FILE, &|area, c| {
+            tradeoff::chart(area, c.evaluation)
+        }),
+        (CORRELATION_FILE, &|area, c| {
+            correlation::chart(area, c.direct, c.stage2)
+        }),
     ];
     let mut written = Vec::new();
-    for (file, draw) in charts {
+    for (file, draw) in drawings {
         let path = dir.join(file);
         let fail = |message: String| PlotError {
             path: path.clone(),
@@ -69,7 +90,7 @@ pub fn write_all(
         {
             let root = BitMapBackend::new(&path, SIZE).into_drawing_area();
             root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-            draw(&root, evaluation, shown).map_err(fail)?;
+            draw(&root, charts).map_err(fail)?;
             root.present().map_err(|e| fail(e.to_string()))?;
         }
         written.push(path);
@@ -78,7 +99,7 @@ pub fn write_all(
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-type ChartFn<'f> = &'f dyn Fn(&Area<'_>, &Evaluation, Option<usize>) -> Result<(), String>;
+type ChartFn<'f> = &'f dyn Fn(&Area<'_>, &Charts<'_>) -> Result<(), String>;
 
 fn register_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -134,6 +155,57 @@ fn m_axis(points: &[(f64, f64)]) -> WithKeyPoints<LogCoord<f64>> {
     (low / 1.3..high * 1.3)
         .log_scale()
         .with_key_points(points.iter().map(|p| p.0).collect())
+}
+
+/// A chart on plain `f64` axes (the trade-off and the score correlation).
+type XyChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The lowest and highest finite value, padded by `pad` of the span (at least `min_pad`)
+/// below and `2·pad` above (room for point labels); `fallback` when there is none.
+fn padded(values: impl Iterator<Item = f64>, min_pad: f64, fallback: (f64, f64)) -> (f64, f64) {
+    let (low, high) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if low > high {
+        return fallback;
+    }
+    let pad = ((high - low) * 0.1).max(min_pad);
+    (low - pad, high + 2.0 * pad)
+}
+
+/// How an axis writes its tick values.
+type Tick<'f> = &'f dyn Fn(&f64) -> String;
+
+/// A titled chart on `f64` axes with described, formatted axes and no grid.
+fn xy_chart<'a, 'b: 'a>(
+    area: &'a Area<'b>,
+    title: &str,
+    (x, y): ((f64, f64), (f64, f64)),
+    (x_desc, y_desc): (&str, &str),
+    (x_format, y_format): (Tick<'_>, Tick<'_>),
+) -> Result<XyChart<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, title_style())
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(75)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(text_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_format)
+        .y_label_formatter(y_format)
+        .axis_desc_style(label_style())
+        .label_style(label_style())
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(text_error)?;
+    Ok(chart)
 }
 
 /// 0 up to well above the largest value (room for the value labels and the legend), at
@@ -312,8 +384,8 @@ fn line_with_values<'a>(
     Ok(())
 }
 
-fn legend<'a, X, Y>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+fn legend<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
     position: SeriesLabelPosition,
 ) -> Result<(), String>
 where
