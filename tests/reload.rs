@@ -501,3 +501,125 @@ fn the_models_route_answers_while_a_reload_is_validating() {
     // Behind a lock held by the reload, at most the one that came first would answer.
     assert!(answered_during >= 3, "{answered_during}");
 }
+
+/// Copies a shipped version into `repo` as ops publish it: the models and canary first,
+/// `bundle.toml` last, by rename.
+fn publish_shipped(repo: &Path, version: &str) {
+    let source = common::repo_root().join("models/gift").join(version);
+    let dir = repo.join(version);
+    std::fs::create_dir_all(&dir).expect("dir");
+    for entry in std::fs::read_dir(&source).expect("read dir") {
+        let name = entry.expect("entry").file_name();
+        if name != "bundle.toml" {
+            std::fs::copy(source.join(&name), dir.join(&name)).expect("copy");
+        }
+    }
+    std::fs::copy(source.join("bundle.toml"), dir.join("bundle.toml.tmp")).expect("copy");
+    std::fs::rename(dir.join("bundle.toml.tmp"), dir.join("bundle.toml")).expect("rename");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_format_1_version_gives_way_to_a_format_2_version_and_back_under_load() {
+    let repo = tempfile::tempdir().expect("temp");
+    publish_shipped(repo.path(), "1");
+    let mut config = common::test_config(repo.path());
+    config.watch_events = true;
+    config.rescan_interval_secs = 1;
+    let server = common::start(config).await;
+    let state = server.state.clone();
+
+    let mut request = common::example("rank_request.json");
+    request["candidates"]
+        .as_array_mut()
+        .expect("candidates")
+        .truncate(300);
+    request.as_object_mut().expect("object").remove("m");
+    let references: References = Arc::default();
+    add_reference(&references, &repo.path().join("1"), &request);
+    add_reference(
+        &references,
+        &common::repo_root().join("models/gift/2"),
+        &request,
+    );
+
+    // Clients rank with the default profile (the only one both formats have) and check
+    // every response against its version's reference; each response is announced.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let answered = Arc::new(tokio::sync::Notify::new());
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (url, request, references, stop, seen, answered) = (
+            server.url.clone(),
+            request.clone(),
+            references.clone(),
+            stop.clone(),
+            seen.clone(),
+            answered.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let response = client
+                    .post(format!("{url}/rank"))
+                    .json(&request)
+                    .send()
+                    .await
+                    .expect("sent");
+                assert_eq!(response.status(), 200);
+                let body: Value = response.json().await.expect("JSON");
+                let version = body["model_version"].as_str().expect("version").to_owned();
+                assert_eq!(body["profile"], "default");
+                let expected = references.lock().expect("lock")[&version].clone();
+                assert_eq!(common::response_items(&body), expected, "version {version}");
+                seen.lock().expect("lock").push(version);
+                answered.notify_waiters();
+            }
+        }));
+    }
+    // Waits (on answers, not on a clock) until clients have been answered by `version`
+    // `times` times since the call.
+    let answered_by = |version: &'static str, times: usize| {
+        let (seen, answered) = (seen.clone(), answered.clone());
+        async move {
+            let start = seen.lock().expect("lock").len();
+            let count = || {
+                let seen = seen.lock().expect("lock");
+                seen[start..].iter().filter(|v| *v == version).count()
+            };
+            tokio::time::timeout(Duration::from_secs(60), async {
+                while count() < times {
+                    answered.notified().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no {times} answers from version {version}"));
+        }
+    };
+    answered_by("1", 8).await;
+
+    publish_shipped(repo.path(), "2");
+    until(&state, "version 2 (format 2) serves", |s| {
+        serving(s) == Some(2)
+    })
+    .await;
+    answered_by("2", 8).await;
+
+    // Rollback: pin the format 1 version over the admin API.
+    let response = reqwest::Client::new()
+        .post(format!("{}/admin/pin/1", server.admin_url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    answered_by("1", 8).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("a client failed");
+    }
+    let seen = seen.lock().expect("lock").clone();
+    let switches = seen.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches >= 2, "{seen:?}");
+    server.shutdown().await;
+}
