@@ -931,3 +931,65 @@ fn check_and_eval_take_any_bundle_directory_not_only_numbered_ones() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("candidate-bundle"));
 }
+
+#[test]
+fn check_reports_each_profile_and_checks_every_models_canary_column() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/profiles/bundle");
+    let out = giftrank(&["check", path_str(&fixture)]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for needle in [
+        "format 2, 20 canary rows match",
+        "model gift_prob: gift_prob.txt — binary",
+        "profile default (default): score direct; recall direct Top-5; rerank stage2; max_m 50",
+        "profile direct: score direct; no recall",
+        "profile hybrid: score direct; recall direct Top-4 ∪ gift_prob Top-4; rerank stage2, alpha 0.7; max_m 50",
+        "profile prob_first: score gift_prob; recall gift_prob Top-3 ∪ direct Top-3",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+
+    // A wrong expected_gift_prob in one row: the third model's column is checked too.
+    let scratch = Scratch::new("canary2");
+    let bundle = scratch.0.join("b");
+    std::fs::create_dir_all(&bundle).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, bundle.join(path.file_name().unwrap())).unwrap();
+    }
+    let canary = std::fs::read_to_string(bundle.join("canary.csv")).unwrap();
+    let mut lines: Vec<String> = canary.lines().map(str::to_owned).collect();
+    let column = lines[0]
+        .split(',')
+        .position(|h| h == "expected_gift_prob")
+        .unwrap();
+    let mut cells: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+    cells[column] = format!("{}", cells[column].parse::<f64>().unwrap() + 0.01);
+    lines[3] = cells.join(",");
+    std::fs::write(bundle.join("canary.csv"), lines.join("\n") + "\n").unwrap();
+    let out = giftrank(&["check", path_str(&bundle)]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("row 3 (line 4): gift_prob scores"),
+        "{stderr}"
+    );
+
+    // A profile naming a model the bundle does not have: the key is named.
+    let toml = std::fs::read_to_string(fixture.join("bundle.toml")).unwrap();
+    std::fs::write(
+        bundle.join("bundle.toml"),
+        toml.replace(
+            "rerank = \"stage2\"\nalpha = 0.25",
+            "rerank = \"stage3\"\nalpha = 0.25",
+        ),
+    )
+    .unwrap();
+    let out = giftrank(&["check", path_str(&bundle)]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("profiles.fusion.rerank = \"stage3\" is not a model of [models] (they are: direct, stage2, gift_prob)"),
+        "{stderr}"
+    );
+}

@@ -466,4 +466,27 @@ alpha = 0.7
             );
         }
     }
+
+    proptest::proptest! {
+        /// Any truncation or single-character damage of a valid bundle.toml parses or is
+        /// refused with a message; it never panics, and what parses is cross-checked.
+        #[test]
+        fn damaged_bundles_never_panic(cut in 0usize..600, at in 0usize..600, byte in 0u8..128) {
+            let mut text: Vec<u8> = TWO.as_bytes().to_vec();
+            let at = at.min(text.len().saturating_sub(1));
+            text[at] = byte;
+            text.truncate(cut.max(1));
+            if let Ok(text) = std::str::from_utf8(&text) {
+                if let Ok(spec) = parse(text) {
+                    proptest::prop_assert!(spec.default_profile < spec.profiles.len());
+                    for p in &spec.profiles {
+                        proptest::prop_assert!(p.score < spec.models.len());
+                        proptest::prop_assert!(p.recall.iter().all(|s| s.model < spec.models.len() && s.m >= 1));
+                        proptest::prop_assert_eq!(p.rerank.is_some(), !p.recall.is_empty());
+                        proptest::prop_assert!((0.0..=1.0).contains(&p.alpha));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -84,7 +84,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         let model = &named.model;
         let existing = layouts
             .iter()
-            .position(|&j| same_inputs(bundle.model(j), model));
+            .position(|&j| bundle.model(j).same_inputs_as(model));
         layout_of[i] = existing.unwrap_or_else(|| {
             layouts.push(i);
             layouts.len() - 1
@@ -215,11 +215,4 @@ fn reference_pair(bundle: &Bundle) -> (usize, usize) {
             .find_map(|p| p.rerank.map(|r| (p.score, r)))
             .unwrap_or((default.score, default.score)),
     }
-}
-
-/// Whether two models take the same features, by name and (for pandas categories) by the
-/// same label-to-code mapping, so that one matrix read from the CSV serves both.
-fn same_inputs(a: &Model, b: &Model) -> bool {
-    a.feature_names() == b.feature_names()
-        && (0..a.num_features()).all(|f| a.categories(f) == b.categories(f))
 }

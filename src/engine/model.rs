@@ -184,6 +184,13 @@ impl Model {
         self.forest.has_linear_leaves()
     }
 
+    /// Whether `other` takes the same inputs: the same feature names in the same order and
+    /// the same pandas category lists, so that any feature matrix of one serves the other.
+    pub fn same_inputs_as(&self, other: &Model) -> bool {
+        self.feature_names() == other.feature_names()
+            && (0..self.num_features()).all(|f| self.categories(f) == other.categories(f))
+    }
+
     /// The pandas categories of `feature`, as text by code, when the model was trained
     /// on a pandas category column.
     pub fn categories(&self, feature: usize) -> Option<&[String]> {

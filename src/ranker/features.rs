@@ -26,6 +26,10 @@ pub struct FeatureIndex {
     /// Per slot: category labels are accepted (some model has pandas categories for this
     /// feature, and every model that uses it does).
     accepts_labels: Vec<bool>,
+    /// Per model: the first model of the bundle that reads the same columns the same way
+    /// (same feature names in the same order, same category lists), so that one matrix
+    /// serves both.
+    layouts: Vec<usize>,
 }
 
 impl FeatureIndex {
@@ -53,11 +57,28 @@ impl FeatureIndex {
                 table
             })
             .collect();
+        let models: Vec<&Model> = bundle.models.iter().map(|m| &m.model).collect();
+        let layouts = models
+            .iter()
+            .map(|model| {
+                models
+                    .iter()
+                    .position(|other| other.same_inputs_as(model))
+                    .unwrap_or(0)
+            })
+            .collect();
         Self {
             slots,
             columns,
             accepts_labels,
+            layouts,
         }
+    }
+
+    /// The input layout of model `model`: models with the same layout take the same
+    /// feature matrix.
+    pub fn layout(&self, model: usize) -> usize {
+        self.layouts[model]
     }
 
     fn get(&self, name: &str) -> Option<Slot> {

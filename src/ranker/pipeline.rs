@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use super::error::RankError;
-use super::features::Batch;
+use super::features::{Batch, FeatureIndex};
 use super::models::Serving;
 use super::request::RankRequest;
 use super::state::Ranker;
 use crate::bundle::Profile;
-use crate::engine::Model;
+use crate::engine::{FeatureMatrix, Model};
 use crate::order;
 
 /// From this many candidates on, a request ranked while no other is in flight scores
@@ -175,8 +175,8 @@ pub fn rank(
     let batch = Batch::new(request, &serving.features)?;
 
     let recall_start = Instant::now();
-    let score_all = |which: usize| score_all(&batch, which, bundle.model(which), n, split);
-    let d = score_all(profile.score);
+    let mut matrices = Matrices::new(&batch, &serving.features, n, split);
+    let d = matrices.score_all(profile.score, bundle.model(profile.score));
     // A source whose model is the score model reuses `d`.
     let other: Vec<Vec<f64>> = profile
         .recall
@@ -185,7 +185,7 @@ pub fn rank(
             if s.model == profile.score {
                 Vec::new()
             } else {
-                score_all(s.model)
+                matrices.score_all(s.model, bundle.model(s.model))
             }
         })
         .collect();
@@ -206,7 +206,7 @@ pub fn rank(
         let which = profile.rerank.unwrap_or(profile.score);
         let model = bundle.model(which);
         let mut s = vec![0.0; recalled.len()];
-        model.predict(&batch.matrix(which, model, recalled), &mut s);
+        model.predict(&matrices.rows(which, model, recalled), &mut s);
         s
     });
     let done = Instant::now();
@@ -241,23 +241,88 @@ pub fn rank(
     Ok((ranked, times))
 }
 
-/// Model `which` of the bundle on all `n` candidates; on two threads when `split`. Each
-/// row's score is independent of the others, so the halves are exact.
-fn score_all(batch: &Batch<'_>, which: usize, model: &Model, n: usize, split: bool) -> Vec<f64> {
-    let mut out = vec![0.0; n];
-    let all: Vec<usize> = (0..n).collect();
-    let score = |rows: &[usize], out: &mut [f64]| {
-        model.predict(&batch.matrix(which, model, rows), out);
-    };
-    if split {
-        let (rows_a, rows_b) = all.split_at(n / 2);
-        let (out_a, out_b) = out.split_at_mut(n / 2);
-        std::thread::scope(|scope| {
-            scope.spawn(|| score(rows_b, out_b));
-            score(rows_a, out_a);
-        });
-    } else {
-        score(&all, &mut out);
+/// The feature matrices of one request, each input layout assembled at most once: models
+/// that read the same columns the same way (the shipped ones all do) score from one
+/// matrix, and the rerank model's rows are copied out of it rather than assembled again.
+struct Matrices<'a> {
+    batch: &'a Batch<'a>,
+    index: &'a FeatureIndex,
+    n: usize,
+    /// Assemble and score the all-candidate matrices in two halves on two threads.
+    split: bool,
+    /// Per layout assembled: the matrix of every candidate, as one part or two halves
+    /// (rows `0..n/2` and `n/2..n`).
+    built: Vec<(usize, Vec<FeatureMatrix>)>,
+}
+
+impl<'a> Matrices<'a> {
+    fn new(batch: &'a Batch<'a>, index: &'a FeatureIndex, n: usize, split: bool) -> Self {
+        Self {
+            batch,
+            index,
+            n,
+            split,
+            built: Vec::new(),
+        }
     }
-    out
+
+    /// Model `which` of the bundle on every candidate. Each row's score is independent
+    /// of the others, so scoring in halves is exact.
+    fn score_all(&mut self, which: usize, model: &Model) -> Vec<f64> {
+        let layout = self.index.layout(which);
+        if !self.built.iter().any(|(l, _)| *l == layout) {
+            let (batch, half) = (self.batch, self.n / 2);
+            let all: Vec<usize> = (0..self.n).collect();
+            let parts = if self.split {
+                let (rows_a, rows_b) = all.split_at(half);
+                std::thread::scope(|scope| {
+                    let b = scope.spawn(|| batch.matrix(which, model, rows_b));
+                    let a = batch.matrix(which, model, rows_a);
+                    vec![a, b.join().unwrap_or_else(|e| std::panic::resume_unwind(e))]
+                })
+            } else {
+                vec![batch.matrix(which, model, &all)]
+            };
+            self.built.push((layout, parts));
+        }
+        let parts = self.parts(layout).unwrap_or_default();
+        let mut out = vec![0.0; self.n];
+        if let [a, b] = parts {
+            let (out_a, out_b) = out.split_at_mut(a.num_rows());
+            std::thread::scope(|scope| {
+                scope.spawn(|| model.predict(b, out_b));
+                model.predict(a, out_a);
+            });
+        } else if let [whole] = parts {
+            model.predict(whole, &mut out);
+        }
+        out
+    }
+
+    /// The matrix of model `which` for the candidates `rows`: copied from its layout's
+    /// all-candidate matrix when there is one, else assembled from the request.
+    fn rows(&self, which: usize, model: &Model, rows: &[usize]) -> FeatureMatrix {
+        match self.parts(self.index.layout(which)) {
+            Some(parts) => {
+                let first = parts.first().map_or(0, FeatureMatrix::num_rows);
+                let mut values = Vec::with_capacity(rows.len() * model.num_features());
+                for &i in rows {
+                    let row = match parts {
+                        [a, b] if i >= first => b.row(i - first),
+                        parts => parts[0].row(i),
+                    };
+                    values.extend_from_slice(row);
+                }
+                FeatureMatrix::from_rows(values, model.num_features())
+            }
+            None => self.batch.matrix(which, model, rows),
+        }
+    }
+
+    fn parts(&self, layout: usize) -> Option<&[FeatureMatrix]> {
+        self.built
+            .iter()
+            .find(|(l, _)| *l == layout)
+            .map(|(_, parts)| &parts[..])
+    }
 }
