@@ -89,11 +89,16 @@ fn rank_stages(c: &mut Criterion) {
             request.profile = Some(profile.name.clone().into());
             group.bench_function(
                 BenchmarkId::new(format!("profile_{}", profile.name), n),
-                |b| b.iter(|| pipeline::rank(&serving, black_box(&request), false).expect("ranks")),
+                |b| {
+                    b.iter(|| {
+                        pipeline::rank(&serving, black_box(&request), Default::default())
+                            .expect("ranks")
+                    })
+                },
             );
         }
         request.profile = None;
-        let (ranked, _) = pipeline::rank(&serving, &request, false).expect("ranks");
+        let (ranked, _) = pipeline::rank(&serving, &request, Default::default()).expect("ranks");
         group.bench_function(BenchmarkId::new("encode_json", n), |b| {
             b.iter(|| json::response(version, &request, &ranked, None).expect("encodes"))
         });

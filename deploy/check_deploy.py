@@ -29,7 +29,13 @@ DOCKERFILE = Path("Dockerfile")
 ADMIN_PORT = 8081
 
 # DESIGN.md section 5, without the giftrank_ prefix.
-COUNTERS = {"http_requests_total", "model_reloads_total", "rejected_requests_total"}
+COUNTERS = {
+    "http_requests_total",
+    "model_reloads_total",
+    "rejected_requests_total",
+    "rank_requests_total",
+    "degraded_requests_total",
+}
 GAUGES = {"recall_size", "model_info", "inflight_requests"}
 HISTOGRAMS = {"request_duration_seconds", "rank_stage_duration_seconds", "rank_candidates", "rank_recall_size"}
 KNOWN_METRICS = (

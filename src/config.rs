@@ -48,6 +48,12 @@ pub struct Config {
     /// A request body that sends nothing for this long fails (slow bodies). A `/rank`
     /// body must also arrive within the request's deadline.
     pub body_read_timeout_ms: u64,
+    /// Rankings that score at once (the others wait, each at most as long as its
+    /// deadline allows); 0 = one per core.
+    pub scoring_slots: usize,
+    /// A fixed cost per candidate and model, in nanoseconds, for the deadline planner
+    /// instead of the costs it learns (0 = learn them). For tests and load drills.
+    pub fixed_cost_ns_per_row: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +83,8 @@ impl Default for Config {
             max_connections: 4096,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 10_000,
+            scoring_slots: 0,
+            fixed_cost_ns_per_row: 0,
         }
     }
 }
@@ -96,7 +104,7 @@ pub struct Overrides {
 }
 
 /// Every configuration key, as `GIFTRANK_<KEY>` in the environment.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 19] = [
     "listen",
     "admin_listen",
     "grpc_listen",
@@ -114,6 +122,8 @@ const KEYS: [&str; 17] = [
     "max_connections",
     "header_read_timeout_ms",
     "body_read_timeout_ms",
+    "scoring_slots",
+    "fixed_cost_ns_per_row",
 ];
 
 impl Config {
@@ -221,6 +231,14 @@ impl Config {
         Ok(())
     }
 
+    /// How many rankings score at once.
+    pub fn scoring_slots(&self) -> usize {
+        match self.scoring_slots {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
@@ -251,6 +269,8 @@ fn env_value(key: &str, value: &str) -> toml::Value {
             | "max_connections"
             | "header_read_timeout_ms"
             | "body_read_timeout_ms"
+            | "scoring_slots"
+            | "fixed_cost_ns_per_row"
     );
     if numeric {
         if let Ok(n) = value.trim().parse::<i64>() {

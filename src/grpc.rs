@@ -191,7 +191,7 @@ impl pb::ranker_server::Ranker for RankerService {
         let response = ranker
             .run(admission, deadline, move |ranker, serving| {
                 let request = convert::request(message)?;
-                let ranked = rank_request(ranker, serving, &request)?;
+                let ranked = rank_request(ranker, serving, &request, deadline)?;
                 Ok(convert::response(
                     serving.version,
                     &request,

@@ -2,6 +2,7 @@
 //! with its own registry — no globals — and rendered in the text exposition format. Both
 //! transports record into it; it knows neither.
 
+use crate::ranker::budget::Degradation;
 use prometheus::{
     exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -29,6 +30,7 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub stage_duration: HistogramVec,
     pub rank_requests: IntCounterVec,
+    pub degraded: IntCounterVec,
     pub candidates: Histogram,
     pub recall_size_used: Histogram,
     pub recall_size: IntGauge,
@@ -85,6 +87,11 @@ impl Metrics {
                 &["profile", "outcome"],
             )
             .expect("metric"),
+            degraded: IntCounterVec::new(
+                Opts::new("degraded_requests_total", "Ranking requests answered degraded to fit their deadline, by level: reduced_m (fewer candidates reranked) or recall_only (no rerank: the score model's order)."),
+                &["level"],
+            )
+            .expect("metric"),
             candidates: Histogram::with_opts(
                 HistogramOpts::new("rank_candidates", "Candidates per ranking request (/rank or gRPC Rank).").buckets(sizes.clone()),
             )
@@ -117,6 +124,7 @@ impl Metrics {
             Box::new(metrics.request_duration.clone()),
             Box::new(metrics.stage_duration.clone()),
             Box::new(metrics.rank_requests.clone()),
+            Box::new(metrics.degraded.clone()),
             Box::new(metrics.candidates.clone()),
             Box::new(metrics.recall_size_used.clone()),
             Box::new(metrics.recall_size.clone()),
@@ -133,6 +141,9 @@ impl Metrics {
         }
         for outcome in ["loaded", "rejected"] {
             metrics.reloads.with_label_values(&[outcome]);
+        }
+        for level in Degradation::ALL {
+            metrics.degraded.with_label_values(&[level.as_str()]);
         }
         for reason in REJECT_REASONS {
             metrics.rejected.with_label_values(&[reason]);

@@ -85,6 +85,8 @@ fn to_proto(request: &Value) -> pb::RankRequest {
         k: request["k"].as_u64(),
         profile: request["profile"].as_str().map(str::to_owned),
         alpha: request["alpha"].as_f64(),
+        timeout_ms: request["timeout_ms"].as_u64(),
+        allow_degraded: request["allow_degraded"].as_bool(),
     }
 }
 
@@ -98,6 +100,7 @@ fn from_json(body: &Value) -> pb::RankResponse {
             .to_owned(),
         m: body["m"].as_u64().expect("m"),
         profile: body["profile"].as_str().expect("profile").to_owned(),
+        degraded: body["degraded"].as_str().map(str::to_owned),
         items: body["items"]
             .as_array()
             .expect("items")
@@ -794,5 +797,35 @@ async fn profile_parameters_that_do_not_apply_are_400_naming_the_field() {
         let status = invalid(&mut client, to_proto(&body)).await;
         assert!(status.starts_with(&format!("{field}: ")), "{status}");
     }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn grpc_says_how_an_answer_was_degraded_and_refuses_when_told_not_to() {
+    // Every model costs 10 ms per candidate to the planner: 3 candidates fit a 50 ms
+    // deadline only without rerank ((50 - 0.5) / 1.25 = 39.6 ms >= 30 ms, < 40 ms).
+    let (_repo, server) = start(|c| c.fixed_cost_ns_per_row = 10_000_000).await;
+    let mut client = ranker(&server.grpc_url).await;
+    let mut message = to_proto(&small_request(3));
+    message.timeout_ms = Some(50);
+    let answer = client
+        .rank(message.clone())
+        .await
+        .expect("ranked")
+        .into_inner();
+    assert_eq!(answer.degraded.as_deref(), Some("recall_only"));
+    assert!(answer
+        .items
+        .iter()
+        .all(|i| !i.reranked && i.stage2_score.is_none()));
+    message.allow_degraded = Some(false);
+    let status = client.rank(message).await.expect_err("refused");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let full = client
+        .rank(to_proto(&small_request(3)))
+        .await
+        .expect("ranked")
+        .into_inner();
+    assert_eq!(full.degraded, None);
     server.shutdown().await;
 }

@@ -237,3 +237,170 @@ fn sigterm_drains_and_exits_zero() {
     assert_eq!(server.child.wait().expect("exit").code(), Some(0));
     server.wait_for_log(|log| log["fields"]["message"] == "drained; exiting");
 }
+
+// --- Deadlines: degrade before failing (DESIGN.md §10) ---------------------------------
+
+/// A server whose planner believes every model costs 10 ms per candidate, so that what a
+/// deadline holds is known: 10 candidates cost 100 ms to score and 100 ms to rerank.
+async fn planned_server(slots: usize) -> (tempfile::TempDir, common::Running) {
+    let repo = common::temp_repo();
+    let mut config = common::test_config(repo.path());
+    config.fixed_cost_ns_per_row = 10_000_000;
+    config.scoring_slots = slots;
+    let server = common::start(config).await;
+    (repo, server)
+}
+
+fn ten_candidates(extra: Value) -> Value {
+    let mut request = common::example("rank_request.json");
+    let candidates = request["candidates"].as_array().expect("candidates")[..10].to_vec();
+    request["candidates"] = json!(candidates);
+    for key in ["m", "k"] {
+        request.as_object_mut().expect("object").remove(key);
+    }
+    for (key, value) in extra.as_object().expect("object") {
+        request[key] = value.clone();
+    }
+    request
+}
+
+fn ranked(metrics: &giftrank::metrics::Metrics, outcome: &str) -> u64 {
+    metrics
+        .rank_requests
+        .with_label_values(&["default", outcome])
+        .get()
+}
+
+#[tokio::test]
+async fn a_tight_deadline_degrades_in_order_and_says_so() {
+    let (_repo, server) = planned_server(2).await;
+    let client = reqwest::Client::new();
+    let metrics = &server.state.metrics;
+
+    // The default deadline (1 s) holds 100 + 100 ms: the whole profile.
+    let (status, full) = rank(&client, &server.url, &ten_candidates(json!({}))).await;
+    assert_eq!(status, 200, "{full}");
+    assert_eq!(full["degraded"], Value::Null);
+    assert_eq!(full["m"], 10);
+
+    // 200 ms: (200 - 0.5) / 1.25 = 159.6 ms of budget, 100 to score: about 5 reranked.
+    let (status, reduced) = rank(
+        &client,
+        &server.url,
+        &ten_candidates(json!({"timeout_ms": 200})),
+    )
+    .await;
+    assert_eq!(status, 200, "{reduced}");
+    assert_eq!(reduced["degraded"], "reduced_m");
+    let m = reduced["m"].as_u64().expect("m");
+    assert!((1..10).contains(&m), "{reduced}");
+    let reranked = reduced["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["reranked"] == true)
+        .count();
+    assert_eq!(reranked as u64, m);
+
+    // 135 ms: 107.6 ms of budget holds the scoring but not one rerank: the score order.
+    let (status, recall_only) = rank(
+        &client,
+        &server.url,
+        &ten_candidates(json!({"timeout_ms": 135})),
+    )
+    .await;
+    assert_eq!(status, 200, "{recall_only}");
+    assert_eq!(recall_only["degraded"], "recall_only");
+    assert_eq!(recall_only["m"], 0);
+    let items = recall_only["items"].as_array().expect("items");
+    assert!(items
+        .iter()
+        .all(|i| i["reranked"] == false && i["stage2_score"].is_null()));
+    // Exactly the Direct order of the full answer's scores (ties: input order).
+    let mut by_direct: Vec<(f64, usize, String)> = full["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            let id = i["id"].as_str().expect("id").to_owned();
+            let index = (0..10)
+                .find(|&c| ten_candidates(json!({}))["candidates"][c]["id"] == i["id"])
+                .expect("index");
+            (i["direct_score"].as_f64().expect("d"), index, id)
+        })
+        .collect();
+    by_direct.sort_by(|a, b| b.0.partial_cmp(&a.0).expect("finite").then(a.1.cmp(&b.1)));
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["id"].as_str().expect("id"))
+        .collect();
+    let expected: Vec<&str> = by_direct.iter().map(|t| t.2.as_str()).collect();
+    assert_eq!(ids, expected);
+
+    // allow_degraded: false turns the same deadline into a 504.
+    let (status, error) = rank(
+        &client,
+        &server.url,
+        &ten_candidates(json!({"timeout_ms": 135, "allow_degraded": false})),
+    )
+    .await;
+    assert_eq!(status, 504, "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("allow_degraded is false"));
+
+    // 100 ms cannot even hold the scoring: 503 with Retry-After, at once.
+    let response = client
+        .post(format!("{}/rank", server.url))
+        .json(&ten_candidates(json!({"timeout_ms": 100})))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    assert_eq!(ranked(metrics, "full"), 1);
+    assert_eq!(ranked(metrics, "degraded"), 2);
+    assert_eq!(metrics.degraded.with_label_values(&["reduced_m"]).get(), 1);
+    assert_eq!(
+        metrics.degraded.with_label_values(&["recall_only"]).get(),
+        1
+    );
+    let (status, error) = rank(
+        &client,
+        &server.url,
+        &ten_candidates(json!({"timeout_ms": 0})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .starts_with("timeout_ms: "));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_that_waited_past_its_room_is_not_scored() {
+    let (_repo, server) = planned_server(1).await;
+    let client = reqwest::Client::new();
+    let slot = server.state.occupy_scoring_slot().await;
+    let scored_before = server.state.metrics.candidates.get_sample_count();
+    let response = client
+        .post(format!("{}/rank", server.url))
+        .json(&ten_candidates(json!({"timeout_ms": 300})))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(
+        server.state.metrics.candidates.get_sample_count(),
+        scored_before
+    );
+    drop(slot);
+    let (status, body) = rank(&client, &server.url, &ten_candidates(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    server.shutdown().await;
+}

@@ -43,6 +43,9 @@ pub struct RankResponse<'a> {
     pub profile: &'a str,
     /// The M used: how many candidates were reranked (the size of the recalled set).
     pub m: usize,
+    /// `null` when the whole profile ran; else how the answer was degraded to fit the
+    /// deadline: `reduced_m` (fewer candidates reranked) or `recall_only` (no rerank).
+    pub degraded: Option<&'static str>,
     /// The first `k` candidates of the final order.
     pub items: Vec<Item<'a>>,
 }
@@ -85,6 +88,7 @@ pub fn response(
         model_version: version.to_string(),
         profile: &ranked.profile,
         m: ranked.m,
+        degraded: ranked.degraded.map(|d| d.as_str()),
         items,
     };
     serde_json::to_vec(&response)

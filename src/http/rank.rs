@@ -75,6 +75,7 @@ pub async fn handle(
                 &body,
                 (format, answer),
                 header_id.as_deref(),
+                deadline,
             )
         })
         .await?;
@@ -185,12 +186,13 @@ fn rank(
     body: &[u8],
     formats: (Format, Format),
     header_id: Option<&str>,
+    deadline: Deadline,
 ) -> Result<Vec<u8>, RankError> {
     let request = match formats.0 {
         Format::Json => json::decode(body)?,
         Format::Protobuf => convert::decode(body)?,
     };
-    let ranked = rank_request(ranker, serving, &request)?;
+    let ranked = rank_request(ranker, serving, &request, deadline)?;
     if formats.1 == Format::Protobuf {
         return Ok(
             convert::response(serving.version, &request, &ranked, header_id).encode_to_vec(),

@@ -61,6 +61,8 @@ pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, RankErr
         m: message.m,
         alpha: message.alpha,
         k: message.k,
+        timeout_ms: message.timeout_ms,
+        allow_degraded: message.allow_degraded,
     })
 }
 
@@ -122,6 +124,7 @@ pub fn response(
             .map(str::to_owned),
         model_version: version.to_string(),
         profile: ranked.profile.clone(),
+        degraded: ranked.degraded.map(|d| d.as_str().to_owned()),
         m: ranked.m as u64,
         items,
     }

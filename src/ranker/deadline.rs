@@ -27,6 +27,18 @@ impl Deadline {
         }
     }
 
+    /// This deadline, or the caller's `limit` counted from the same arrival when that
+    /// is sooner (a request's own `timeout_ms`, known once its body is read).
+    pub fn capped(self, limit: Option<Duration>) -> Self {
+        match limit {
+            Some(limit) if limit < self.length => Self {
+                at: self.at - (self.length - limit),
+                length: limit,
+            },
+            _ => self,
+        }
+    }
+
     /// Time left, zero once passed.
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())

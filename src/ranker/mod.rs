@@ -1,9 +1,11 @@
 //! The ranking core, transport-neutral: the [`Ranker`] that every transport (HTTP, gRPC)
-//! shares (`state`: configuration, metrics, admission of ranking requests), the serving
-//! snapshot and its reload/pin control (`models`), deadlines (`deadline`), a request as
+//! shares (`state`: configuration, metrics, admission of ranking requests and scoring
+//! slots), the serving snapshot and its reload/pin control (`models`), deadlines
+//! (`deadline`) and how they are spent (`budget`), a request as
 //! one typed value (`request`), feature assembly (`features`), the pipeline that ranks it
 //! (`pipeline`) and the one domain error (`error`). Nothing here knows HTTP or gRPC.
 
+pub mod budget;
 pub mod deadline;
 pub mod error;
 pub mod features;

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::watch;
 
+use super::budget::Costs;
 use super::features::FeatureIndex;
 use crate::bundle::Bundle;
 use crate::metrics::Metrics;
@@ -21,16 +22,20 @@ pub struct Serving {
     pub bundle: Bundle,
     pub loaded_at: SystemTime,
     pub(super) features: FeatureIndex,
+    /// What each model costs here, learned while this version serves.
+    pub(super) costs: Costs,
 }
 
 impl Serving {
     pub fn new(version: u64, bundle: Bundle) -> Self {
         let features = FeatureIndex::new(&bundle);
+        let costs = Costs::new(bundle.models.len());
         Self {
             version,
             bundle,
             loaded_at: SystemTime::now(),
             features,
+            costs,
         }
     }
 }

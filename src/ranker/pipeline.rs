@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::budget::{self, Costs, Degradation};
+use super::deadline::Deadline;
 use super::error::RankError;
 use super::features::{Batch, FeatureIndex};
 use super::models::Serving;
@@ -40,12 +42,26 @@ pub struct Ranked {
     pub m: usize,
     /// The first k items of the final order.
     pub items: Vec<RankedItem>,
+    /// `None` when the whole profile ran; else how the answer was degraded to fit the
+    /// request's deadline.
+    pub degraded: Option<Degradation>,
+}
+
+/// How [`rank`] may spend its time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conditions {
+    /// Score the all-candidate models in two halves on two threads.
+    pub split: bool,
+    /// The request's deadline; `None`: no deadline, never degrade.
+    pub deadline: Option<Deadline>,
+    /// A fixed cost per candidate and model instead of the learned ones (tests, drills).
+    pub fixed_cost_ns_per_row: Option<f64>,
 }
 
 /// A request's choices applied to its profile: the profile, the recall sources' `m`
 /// and alpha, each checked against the profile (DESIGN.md §1.1).
 #[derive(Debug)]
-struct Plan<'b> {
+struct Choice<'b> {
     profile: &'b Profile,
     /// The `m` of each recall source.
     ms: Vec<usize>,
@@ -53,7 +69,7 @@ struct Plan<'b> {
     k: usize,
 }
 
-impl<'b> Plan<'b> {
+impl<'b> Choice<'b> {
     fn new(serving: &'b Serving, request: &RankRequest<'_>) -> Result<Self, RankError> {
         let bundle = &serving.bundle;
         let version = serving.version;
@@ -94,6 +110,9 @@ impl<'b> Plan<'b> {
             Some(a) if (0.0..=1.0).contains(&a) => a,
             Some(a) => return Err(RankError::Invalid(format!("alpha: {a} is outside [0, 1]"))),
         };
+        if request.timeout_ms == Some(0) {
+            return Err(RankError::Invalid("timeout_ms: must be at least 1".into()));
+        }
         let n = request.candidates.len();
         let k = match request.k {
             None => n,
@@ -106,6 +125,47 @@ impl<'b> Plan<'b> {
             alpha,
             k,
         })
+    }
+}
+
+impl Choice<'_> {
+    /// Applies `planned` to the recall sizes: a smaller recalled set (each source's m cut
+    /// in proportion) or none. `Err` when the request may not be degraded (`504`) or when
+    /// nothing fits (`503`).
+    fn degrade(
+        &mut self,
+        planned: budget::Plan,
+        allow_degraded: bool,
+        deadline: Deadline,
+    ) -> Result<Option<Degradation>, RankError> {
+        let level = match planned {
+            budget::Plan::Full => return Ok(None),
+            budget::Plan::Refuse => {
+                return Err(RankError::Overloaded(format!(
+                    "not even the score model can rank this request within its deadline of {} ms; retry shortly",
+                    deadline.length.as_millis()
+                )))
+            }
+            budget::Plan::Reduced(_) => Degradation::ReducedM,
+            budget::Plan::RecallOnly => Degradation::RecallOnly,
+        };
+        if !allow_degraded {
+            return Err(RankError::DeadlineExceeded(format!(
+                "the whole profile `{}` does not fit the request's deadline of {} ms, and allow_degraded is false",
+                self.profile.name,
+                deadline.length.as_millis()
+            )));
+        }
+        match planned {
+            budget::Plan::Reduced(fits) => {
+                let total: usize = self.ms.iter().sum();
+                for m in &mut self.ms {
+                    *m = (*m * fits / total.max(1)).max(1);
+                }
+            }
+            _ => self.ms.clear(),
+        }
+        Ok(Some(level))
     }
 }
 
@@ -125,6 +185,7 @@ pub fn rank_request(
     ranker: &Ranker,
     serving: &Serving,
     request: &RankRequest<'_>,
+    deadline: Deadline,
 ) -> Result<Ranked, RankError> {
     let n = request.candidates.len();
     if n > ranker.config.max_candidates {
@@ -136,8 +197,20 @@ pub fn rank_request(
             )),
         ));
     }
-    let split = n >= SPLIT_CANDIDATES && ranker.ranking_alone();
-    let (ranked, times) = rank(serving, request, split)?;
+    let conditions = Conditions {
+        split: n >= SPLIT_CANDIDATES && ranker.ranking_alone(),
+        deadline: Some(deadline.capped(request.timeout_ms.map(Duration::from_millis))),
+        fixed_cost_ns_per_row: match ranker.config.fixed_cost_ns_per_row {
+            0 => None,
+            ns => Some(ns as f64),
+        },
+    };
+    let (ranked, times) = match rank(serving, request, conditions) {
+        Ok(done) => done,
+        Err(e @ RankError::Overloaded(_)) => return Err(ranker.reject("overloaded", e)),
+        Err(e @ RankError::DeadlineExceeded(_)) => return Err(ranker.reject("deadline", e)),
+        Err(e) => return Err(e),
+    };
 
     let metrics = &ranker.metrics;
     let profile = ranked.profile.as_str();
@@ -151,9 +224,16 @@ pub fn rank_request(
             .with_label_values(&["rerank", profile])
             .observe(rerank.as_secs_f64());
     }
+    let outcome = match ranked.degraded {
+        None => "full",
+        Some(level) => {
+            metrics.degraded.with_label_values(&[level.as_str()]).inc();
+            "degraded"
+        }
+    };
     metrics
         .rank_requests
-        .with_label_values(&[profile, "full"])
+        .with_label_values(&[profile, outcome])
         .inc();
     metrics.candidates.observe(n as f64);
     metrics.recall_size_used.observe(ranked.m as f64);
@@ -162,51 +242,85 @@ pub fn rank_request(
 
 /// Ranks `request` on `serving` by its profile, without limits or metrics (those are
 /// [`rank_request`]'s): the profile's models on the request's features and
-/// `order::rank`. `split` scores the all-candidate models on two threads.
+/// `order::rank`, degraded as far as its deadline needs (`budget`): a `503`
+/// ([`RankError::Overloaded`]) when not even the score model fits, a `504` when the
+/// request does not allow degrading and the whole profile does not fit.
 pub fn rank(
     serving: &Serving,
     request: &RankRequest<'_>,
-    split: bool,
+    conditions: Conditions,
 ) -> Result<(Ranked, StageTimes), RankError> {
     let n = request.candidates.len();
-    let plan = Plan::new(serving, request)?;
-    let profile = plan.profile;
+    let mut choice = Choice::new(serving, request)?;
+    let profile = choice.profile;
     let bundle = &serving.bundle;
     let batch = Batch::new(request, &serving.features)?;
+    let allow_degraded = request.allow_degraded.unwrap_or(true);
+    let costs = &serving.costs;
+    let cost = |learned: &budget::Learned| conditions.fixed_cost_ns_per_row.or(learned.get());
+    let rerank_cost = profile.rerank.and_then(|r| cost(&costs.rerank_per_row[r]));
+
+    // Before scoring: does the profile fit the time left, and if not, what does?
+    let mut degraded = None;
+    if let Some(deadline) = conditions.deadline {
+        let mut scored = vec![profile.score];
+        scored.extend(profile.recall.iter().map(|s| s.model));
+        scored.sort_unstable();
+        scored.dedup();
+        let per_row: Option<f64> = scored.iter().map(|&m| cost(&costs.score_per_row[m])).sum();
+        let score_ns = per_row.map(|c| c * n as f64);
+        let recalled: usize = choice.ms.iter().sum::<usize>().min(n);
+        let planned = budget::plan(deadline.remaining(), score_ns, rerank_cost, recalled);
+        degraded = choice.degrade(planned, allow_degraded, deadline)?;
+    }
 
     let recall_start = Instant::now();
-    let mut matrices = Matrices::new(&batch, &serving.features, n, split);
-    let d = matrices.score_all(profile.score, bundle.model(profile.score));
+    let mut matrices = Matrices::new(&batch, &serving.features, n, conditions.split);
+    let d = matrices.score_all(profile.score, bundle.model(profile.score), costs);
     // A source whose model is the score model reuses `d`.
     let other: Vec<Vec<f64>> = profile
         .recall
         .iter()
+        .take(choice.ms.len())
         .map(|s| {
             if s.model == profile.score {
                 Vec::new()
             } else {
-                matrices.score_all(s.model, bundle.model(s.model))
+                matrices.score_all(s.model, bundle.model(s.model), costs)
             }
         })
         .collect();
+    // After scoring: does the rerank still fit what is left?
+    if let (Some(deadline), Some(_)) = (conditions.deadline, rerank_cost) {
+        let recalled: usize = choice.ms.iter().sum::<usize>().min(n);
+        if recalled > 0 {
+            let planned = budget::plan(deadline.remaining(), None, rerank_cost, recalled);
+            degraded = choice
+                .degrade(planned, allow_degraded, deadline)?
+                .or(degraded);
+        }
+    }
     let sources: Vec<(&[f64], usize)> = profile
         .recall
         .iter()
         .zip(&other)
-        .zip(&plan.ms)
+        .zip(&choice.ms)
         .map(|((s, scores), &m)| {
             let scores = if s.model == profile.score { &d } else { scores };
             (&scores[..], m)
         })
         .collect();
     let mut rerank_start = None;
-    let ranking = order::rank(&d, &sources, plan.alpha, plan.k, |recalled| {
-        rerank_start = Some(Instant::now());
+    let ranking = order::rank(&d, &sources, choice.alpha, choice.k, |recalled| {
+        let start = Instant::now();
+        rerank_start = Some(start);
         // Called only for a non-empty R, so only when the profile has a rerank model.
         let which = profile.rerank.unwrap_or(profile.score);
         let model = bundle.model(which);
         let mut s = vec![0.0; recalled.len()];
         model.predict(&matrices.rows(which, model, recalled), &mut s);
+        let per_row = start.elapsed().as_nanos() as f64 / recalled.len() as f64;
+        costs.rerank_per_row[which].observe(per_row);
         s
     });
     let done = Instant::now();
@@ -237,6 +351,7 @@ pub fn rank(
         profile: profile.name.clone(),
         m: ranking.recalled.len(),
         items,
+        degraded,
     };
     Ok((ranked, times))
 }
@@ -268,7 +383,8 @@ impl<'a> Matrices<'a> {
 
     /// Model `which` of the bundle on every candidate. Each row's score is independent
     /// of the others, so scoring in halves is exact.
-    fn score_all(&mut self, which: usize, model: &Model) -> Vec<f64> {
+    fn score_all(&mut self, which: usize, model: &Model, costs: &Costs) -> Vec<f64> {
+        let start = Instant::now();
         let layout = self.index.layout(which);
         if !self.built.iter().any(|(l, _)| *l == layout) {
             let (batch, half) = (self.batch, self.n / 2);
@@ -295,6 +411,12 @@ impl<'a> Matrices<'a> {
             });
         } else if let [whole] = parts {
             model.predict(whole, &mut out);
+        }
+        if self.n > 0 {
+            // Per candidate on one thread: two halves on two threads took half the time.
+            let threads = parts.len() as f64;
+            let per_row = start.elapsed().as_nanos() as f64 * threads / self.n as f64;
+            costs.score_per_row[which].observe(per_row);
         }
         out
     }

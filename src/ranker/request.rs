@@ -50,6 +50,15 @@ pub struct RankRequest<'a> {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub k: Option<u64>,
+    /// This request's deadline in milliseconds from its arrival, capped by the server's
+    /// `request_timeout_ms` (at least 1).
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub timeout_ms: Option<u64>,
+    /// Whether an answer that does not fit the deadline may be degraded (a smaller
+    /// recalled set, or no rerank) rather than refused with 504. Default true.
+    #[serde(default)]
+    pub allow_degraded: Option<bool>,
 }
 
 /// One candidate: sparse `features`, or dense `values` in `feature_names` order.

@@ -2,11 +2,13 @@
 //! metrics, the model versions, readiness — and the admission and running of ranking
 //! jobs under their deadlines.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
+use super::budget::{Learned, RESERVE};
 use super::deadline::Deadline;
 use super::error::RankError;
 use super::models::{self, PinError, ReloadOutcome, Serving};
@@ -22,6 +24,12 @@ pub struct Ranker {
     pub models: models::Models,
     shutting_down: AtomicBool,
     inflight: Arc<Semaphore>,
+    /// Scoring slots: how many admitted rankings score at once (`scoring_slots`).
+    slots: Arc<Semaphore>,
+    /// Rankings waiting for a slot now.
+    waiting: AtomicUsize,
+    /// How long a ranking holds its slot, learned.
+    slot_time: Learned,
     /// [`Ranker::is_ready`], for those who follow it (the gRPC health service).
     readiness: watch::Sender<bool>,
 }
@@ -50,6 +58,9 @@ impl Ranker {
             models: models::Models::new(Scanner::new(config.model_repo.clone())),
             shutting_down: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(config.max_inflight_requests)),
+            slots: Arc::new(Semaphore::new(config.scoring_slots())),
+            waiting: AtomicUsize::new(0),
+            slot_time: Learned::default(),
             readiness: watch::Sender::new(false),
             config,
         });
@@ -139,16 +150,76 @@ impl Ranker {
         if deadline.has_passed() {
             return Err(self.deadline_exceeded(deadline, "before ranking began"));
         }
+        let slot = self.scoring_slot(deadline).await?;
         let worker = self.clone();
         let work = tokio::task::spawn_blocking(move || {
             let _admission = admission;
-            job(&worker, &serving)
+            let held = Instant::now();
+            let result = job(&worker, &serving);
+            drop(slot);
+            let ns = held.elapsed().as_nanos() as f64;
+            worker.slot_time.observe(ns);
+            result
         });
         match tokio::time::timeout_at(deadline.at.into(), work).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(RankError::Internal(format!("ranking task failed: {join}"))),
             Err(_) => Err(self.deadline_exceeded(deadline, "while ranking")),
         }
+    }
+
+    /// A scoring slot, waited for only while `deadline` leaves room to rank: a request
+    /// that would start too late is refused with `503` — at once when the wait the slots'
+    /// learned holding time predicts already leaves no room, else when its room runs out.
+    /// Queueing is bounded by each request's own deadline, never by a count.
+    async fn scoring_slot(&self, deadline: Deadline) -> Result<OwnedSemaphorePermit, RankError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let latest_start = deadline.at.checked_sub(RESERVE).unwrap_or(deadline.at);
+        let slots = self.config.scoring_slots() as f64;
+        let ahead = self.waiting.load(Ordering::Relaxed) as f64 + 1.0;
+        let predicted = self.slot_time.get().map_or(Duration::ZERO, |ns| {
+            Duration::from_nanos((ns * ahead / slots) as u64)
+        });
+        let busy = || {
+            self.reject(
+                "overloaded",
+                RankError::Overloaded(format!(
+                    "every scoring slot is busy and the request's deadline of {} ms leaves no time to wait; retry shortly",
+                    deadline.length.as_millis()
+                )),
+            )
+        };
+        if Instant::now() + predicted >= latest_start {
+            return Err(busy());
+        }
+        let waited = {
+            // Counted while waiting, even when the wait is cancelled (client gone).
+            struct Waiting<'a>(&'a AtomicUsize);
+            impl Drop for Waiting<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let _waiting = Waiting(&self.waiting);
+            tokio::time::timeout_at(latest_start.into(), self.slots.clone().acquire_owned()).await
+        };
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(busy()),
+        }
+    }
+
+    /// Holds one scoring slot until the permit is dropped, as a long ranking would: for
+    /// load drills and tests of what waiting requests do.
+    pub async fn occupy_scoring_slot(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("the slot semaphore is never closed"))
     }
 
     /// The `504` of a request whose deadline passed `when`; counted as `deadline`.
