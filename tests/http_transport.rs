@@ -258,3 +258,91 @@ async fn the_drain_finishes_a_request_whose_body_is_still_uploading() {
     assert_eq!(response["request_id"], "uploading");
     within_patience("the drain", shutdown).await.expect("join");
 }
+
+/// `VmRSS` or `VmHWM` (peak) of process `pid`, in bytes.
+fn memory_of(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .expect(field);
+    kib * 1024
+}
+
+#[tokio::test]
+async fn many_large_uploads_at_once_stay_within_the_memory_bound() {
+    const INFLIGHT: usize = 4;
+    const BODY: usize = 4 << 20;
+    const CLIENTS: usize = 48;
+    let repo = common::temp_repo();
+    let mut server = common::spawn_serve(
+        repo.path(),
+        &[
+            ("GIFTRANK_MAX_INFLIGHT_REQUESTS", "4"),
+            ("GIFTRANK_MAX_BODY_BYTES", &BODY.to_string()),
+            ("GIFTRANK_REQUEST_TIMEOUT_MS", "60000"),
+            ("GIFTRANK_WATCH_EVENTS", "false"),
+        ],
+    );
+    let pid = server.child.id();
+    let baseline = memory_of(pid, "VmRSS:");
+    // Every client sends all but the last byte of a 4 MiB body and holds it there.
+    let chunk = vec![b' '; 256 << 10];
+    let mut uploads = Vec::new();
+    for _ in 0..CLIENTS {
+        let url = server.url.clone();
+        let chunk = chunk.clone();
+        uploads.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr(&url)).await.expect("connect");
+            let (mut reader, mut writer) = stream.into_split();
+            // Either the whole upload (but its last byte) goes through, or the server
+            // answers first (503, shed before its body is read) and the upload stops.
+            let upload = async {
+                writer.write_all(head(&addr(&url), BODY).as_bytes()).await?;
+                let mut sent = 0;
+                while sent < BODY - 1 {
+                    let n = chunk.len().min(BODY - 1 - sent);
+                    writer.write_all(&chunk[..n]).await?;
+                    sent += n;
+                }
+                std::io::Result::Ok(())
+            };
+            let mut first = [0u8; 12];
+            let answered = tokio::select! {
+                _ = upload => None,
+                read = reader.read(&mut first) => Some(read.map_or(0, |n| n)),
+            };
+            (reader, writer, answered)
+        }));
+    }
+    let mut streams = Vec::new();
+    for upload in uploads {
+        streams.push(
+            within_patience("the uploads", upload)
+                .await
+                .expect("upload task"),
+        );
+    }
+    let peak = memory_of(pid, "VmHWM:");
+    drop(streams);
+    server.signal("TERM");
+    assert_eq!(server.child.wait().expect("exit").code(), Some(0));
+    // DESIGN.md §10: at most max_inflight_requests × max_body_bytes of bodies are held;
+    // the bound adds 100 MB. All 48 bodies buffered would be 192 MiB. (Bytes of
+    // shed uploads may wait in the kernel's socket buffers; they are not the process's.)
+    let bound = baseline + (INFLIGHT * BODY) as u64 + (100 << 20);
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB over the bound {} MiB (baseline {} MiB)",
+        peak >> 20,
+        bound >> 20,
+        baseline >> 20
+    );
+}

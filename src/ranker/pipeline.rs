@@ -211,6 +211,11 @@ pub fn rank_request(
         Err(e @ RankError::DeadlineExceeded(_)) => return Err(ranker.reject("deadline", e)),
         Err(e) => return Err(e),
     };
+    // An answer after the request's own deadline is worth nothing to its caller (the
+    // server's deadline is watched by the transport).
+    if let Some(deadline) = conditions.deadline.filter(Deadline::has_passed) {
+        return Err(ranker.deadline_exceeded(deadline, "while ranking"));
+    }
 
     let metrics = &ranker.metrics;
     let profile = ranked.profile.as_str();

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Deadlines under load (DESIGN.md section 10), with wrk (Debian package `wrk`) against the
+# release binary on the shipped models: the answers by kind (full, reduced_m,
+# recall_only, 503, 504), goodput and latency for
+#   1. 2 clients x 5,000-candidate dense requests at the default deadline (full quality),
+#   2. 64 clients x the same requests with "timeout_ms": 250,
+#   3. 8 clients x examples/rank_request.json (1,000 candidates) at the default deadline.
+#
+#   tools/deadline_load.sh [SECONDS]      (default 10 per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${1:-10}
+port=${LOADTEST_PORT:-18490}
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --quiet
+mkdir -p target/load
+python3 - <<'PY'
+import json
+d = json.load(open("examples/rank_request_dense.json"))
+c = d["candidates"]
+d["candidates"] = [dict(c[i % len(c)], id=f"candidate-{i}") for i in range(5000)]
+d.pop("k", None)
+d["k"] = 50
+json.dump(d, open("target/load/dense_5000.json", "w"))
+d["timeout_ms"] = 250
+json.dump(d, open("target/load/dense_5000_250ms.json", "w"))
+PY
+
+target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
+  --model-repo models/gift >/dev/null 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+  kill -0 $server 2>/dev/null || { echo "giftrank did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+run() {  # connections, request file
+  echo "== $1 clients, $2"
+  RANK_REQUEST="$2" wrk -t 2 -c "$1" -d "${seconds}s" --latency -s tools/wrk_deadline.lua \
+    "http://127.0.0.1:$port/rank" | grep -E "^answers:|Socket errors"
+}
+run 2 target/load/dense_5000.json
+run 64 target/load/dense_5000_250ms.json
+run 8 examples/rank_request.json
+curl -s "http://127.0.0.1:$port/metrics" | grep -E "^giftrank_(degraded_requests_total|rejected_requests_total\{reason=\"(overloaded|deadline)\")"
