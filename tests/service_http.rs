@@ -606,7 +606,40 @@ async fn the_openapi_document_covers_every_public_route_and_the_examples_validat
         json!({"candidates": [{"id": "a", "features": {"fans": true}}]}),
         json!({"candidates": [{"id": 7}]}),
         json!({}),
+        json!({"candidates": [], "alpha": 1.5}),
+        json!({"candidates": [], "timeout_ms": 0}),
+        json!({"candidates": [], "allow_degraded": "no"}),
     ] {
         assert!(!validator.is_valid(&wrong), "{wrong} validated");
+    }
+    // Every request field of DESIGN.md §2 is in the document.
+    let every_field = json!({"request_id": "r", "context": {}, "candidates": [], "profile": "hybrid",
+        "m": 5, "alpha": 0.5, "k": 3, "timeout_ms": 100, "allow_degraded": false});
+    assert!(validator.is_valid(&every_field));
+
+    // A real response validates against the response schema, which names every field.
+    let mut schema = document.clone();
+    schema["$ref"] = json!("#/components/schemas/RankResponse");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let (status, response) = post_json(&f.state, &small_request()).await;
+    assert_eq!(status, StatusCode::OK);
+    let errors: Vec<String> = validator
+        .iter_errors(&response)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let properties = &document["components"]["schemas"]["RankResponse"]["properties"];
+    for field in [
+        "request_id",
+        "model_version",
+        "profile",
+        "m",
+        "degraded",
+        "items",
+    ] {
+        assert!(
+            properties.get(field).is_some(),
+            "RankResponse lacks {field}"
+        );
     }
 }

@@ -317,6 +317,7 @@ async fn a_tight_deadline_degrades_in_order_and_says_so() {
         .iter()
         .all(|i| i["reranked"] == false && i["stage2_score"].is_null()));
     // Exactly the Direct order of the full answer's scores (ties: input order).
+    let request = ten_candidates(json!({}));
     let mut by_direct: Vec<(f64, usize, String)> = full["items"]
         .as_array()
         .expect("items")
@@ -324,7 +325,7 @@ async fn a_tight_deadline_degrades_in_order_and_says_so() {
         .map(|i| {
             let id = i["id"].as_str().expect("id").to_owned();
             let index = (0..10)
-                .find(|&c| ten_candidates(json!({}))["candidates"][c]["id"] == i["id"])
+                .find(|&c| request["candidates"][c]["id"] == i["id"])
                 .expect("index");
             (i["direct_score"].as_f64().expect("d"), index, id)
         })

@@ -268,11 +268,13 @@ pub fn rank(
     // Before scoring: does the profile fit the time left, and if not, what does?
     let mut degraded = None;
     if let Some(deadline) = conditions.deadline {
-        let mut scored = vec![profile.score];
-        scored.extend(profile.recall.iter().map(|s| s.model));
-        scored.sort_unstable();
-        scored.dedup();
-        let per_row: Option<f64> = scored.iter().map(|&m| cost(&costs.score_per_row[m])).sum();
+        // The models scored on every candidate: the score model and each source's model
+        // (sources never repeat a model; one equal to the score model reuses its scores).
+        let sources = profile.recall.iter().map(|s| s.model);
+        let per_row: Option<f64> = std::iter::once(profile.score)
+            .chain(sources.filter(|&m| m != profile.score))
+            .map(|m| cost(&costs.score_per_row[m]))
+            .sum();
         let score_ns = per_row.map(|c| c * n as f64);
         let recalled: usize = choice.ms.iter().sum::<usize>().min(n);
         let planned = budget::plan(deadline.remaining(), score_ns, rerank_cost, recalled);
