@@ -21,7 +21,7 @@ use axum::response::Response;
 use axum::Router;
 use tokio::sync::watch;
 use tonic::codegen::tokio_stream::Stream;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Code, Status};
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
@@ -36,6 +36,9 @@ use pb::ranker_server::{RankerServer, SERVICE_NAME};
 /// The `route` label of `Rank` in `giftrank_http_requests_total` and
 /// `giftrank_request_duration_seconds`.
 pub const RANK_ROUTE: &str = "/giftrank.v1.Ranker/Rank";
+/// The trailer that tells a client how long to wait before retrying (gRFC A6), sent
+/// with the RESOURCE_EXHAUSTED of an overloaded server.
+const RETRY_PUSHBACK: &str = "grpc-retry-pushback-ms";
 const HEALTH_ROUTES: [&str; 2] = [
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",
@@ -117,7 +120,8 @@ async fn track(State(ranker): State<Arc<Ranker>>, mut request: Request, next: Ne
         )
         .into_http();
     }
-    let status = http_status(code).to_string();
+    let pushback = response.headers().contains_key(RETRY_PUSHBACK);
+    let status = http_status(code, pushback).to_string();
     ranker
         .metrics
         .observe_request(&route, &status, start.elapsed());
@@ -125,9 +129,11 @@ async fn track(State(ranker): State<Arc<Ranker>>, mut request: Request, next: Ne
 }
 
 /// The HTTP status code that stands for a gRPC status in the metrics: what `POST /rank`
-/// answers for the same outcome (RESOURCE_EXHAUSTED is its 413), else the usual mapping.
-pub fn http_status(code: Code) -> u16 {
+/// answers for the same outcome (RESOURCE_EXHAUSTED is its 503 when it carries a retry
+/// pushback — overload — else its 413), else the usual mapping.
+pub fn http_status(code: Code, pushback: bool) -> u16 {
     match code {
+        Code::ResourceExhausted if pushback => 503,
         Code::Ok => 200,
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
         Code::Unauthenticated => 401,
@@ -148,7 +154,15 @@ pub fn status_of(error: RankError) -> Status {
     match error {
         RankError::Invalid(_) => Status::invalid_argument(message),
         RankError::TooLarge(_) => Status::resource_exhausted(message),
-        RankError::NotReady(_) | RankError::Overloaded(_) => Status::unavailable(message),
+        RankError::NotReady(_) => Status::unavailable(message),
+        RankError::Overloaded(_) => {
+            // gRPC's Retry-After: clients with a retry policy wait this long (gRFC A6).
+            let mut status = Status::resource_exhausted(message);
+            status
+                .metadata_mut()
+                .insert(RETRY_PUSHBACK, MetadataValue::from_static("1000"));
+            status
+        }
         RankError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         RankError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
@@ -189,7 +203,7 @@ impl pb::ranker_server::Ranker for RankerService {
             .map(str::to_owned);
         let message = request.into_inner();
         let response = ranker
-            .run(admission, deadline, move |ranker, serving| {
+            .run(admission, deadline, move |ranker, serving, deadline| {
                 let request = convert::request(message)?;
                 let ranked = rank_request(ranker, serving, &request, deadline)?;
                 Ok(convert::response(
@@ -337,7 +351,10 @@ mod tests {
                 RankError::TooLarge("candidates".into()),
                 Code::ResourceExhausted,
             ),
-            (RankError::Overloaded("full".into()), Code::Unavailable),
+            (
+                RankError::Overloaded("full".into()),
+                Code::ResourceExhausted,
+            ),
             (RankError::NotReady("no model".into()), Code::Unavailable),
             (
                 RankError::DeadlineExceeded("late".into()),
@@ -352,8 +369,9 @@ mod tests {
             assert_eq!(status.code(), code);
             assert_eq!(status.message(), message);
             assert!(!status.message().contains("secret"));
-            assert_eq!(http_status(code), http, "{code:?}");
+            let pushback = status.metadata().contains_key(RETRY_PUSHBACK);
+            assert_eq!(http_status(code, pushback), http, "{code:?}");
         }
-        assert_eq!(http_status(Code::Ok), 200);
+        assert_eq!(http_status(Code::Ok, false), 200);
     }
 }

@@ -464,7 +464,7 @@ async fn over_the_limits_is_resource_exhausted() {
 }
 
 #[tokio::test]
-async fn a_full_house_is_unavailable() {
+async fn a_full_house_is_resource_exhausted_with_a_retry_pushback() {
     let (_repo, server) = start(|c| c.max_inflight_requests = 1).await;
     let mut client = ranker(&server.grpc_url).await;
     let held = server.state.admit().expect("the only place");
@@ -472,7 +472,14 @@ async fn a_full_house_is_unavailable() {
         .rank(to_proto(&small_request(3)))
         .await
         .expect_err("shed");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        status
+            .metadata()
+            .get("grpc-retry-pushback-ms")
+            .and_then(|v| v.to_str().ok()),
+        Some("1000")
+    );
     assert_eq!(rejected(&server.state, "overloaded"), 1);
     assert_eq!(requests(&server.state, "503"), 1);
     drop(held);

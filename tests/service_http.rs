@@ -551,7 +551,9 @@ async fn a_ranking_job_that_panics_gives_back_its_place_and_the_gauge() {
     );
     let result: Result<(), _> = f
         .state
-        .run(admission, deadline, |_, _| panic!("a bug in a ranking job"))
+        .run(admission, deadline, |_, _, _| {
+            panic!("a bug in a ranking job")
+        })
         .await;
     assert!(matches!(
         result,

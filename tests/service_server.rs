@@ -394,8 +394,8 @@ async fn a_request_that_waited_past_its_room_is_not_scored() {
         .send()
         .await
         .expect("sent");
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    // Its room ran out in the queue: refused late, so 504, never a late 503.
+    assert_eq!(response.status(), 504);
     assert_eq!(
         server.state.metrics.candidates.get_sample_count(),
         scored_before
@@ -403,5 +403,30 @@ async fn a_request_that_waited_past_its_room_is_not_scored() {
     drop(slot);
     let (status, body) = rank(&client, &server.url, &ten_candidates(json!({}))).await;
     assert_eq!(status, 200, "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_that_waited_and_then_cannot_fit_gets_504_not_a_late_503() {
+    // 10 candidates at 10 ms each cannot fit 110 ms: alone, that is a 503 at once.
+    let (_repo, server) = planned_server(1).await;
+    let client = reqwest::Client::new();
+    let request = ten_candidates(json!({"timeout_ms": 110}));
+    let (status, _) = rank(&client, &server.url, &request).await;
+    assert_eq!(status, 503);
+
+    // The same request after a wait for its scoring slot: a 504.
+    let slot = server.state.occupy_scoring_slot().await;
+    let sent = tokio::spawn({
+        let url = format!("{}/rank", server.url);
+        async move { client.post(url).json(&request).send().await }
+    });
+    while server.state.waiting_for_slot() == 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(slot);
+    let response = sent.await.expect("joined").expect("sent");
+    assert_eq!(response.status(), 504);
+    assert!(!response.headers().contains_key("retry-after"));
     server.shutdown().await;
 }

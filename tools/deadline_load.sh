@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Deadlines under load (DESIGN.md section 10), with wrk (Debian package `wrk`) against the
-# release binary on the shipped models: the answers by kind (full, reduced_m,
-# recall_only, 503, 504), goodput and latency for
+# Deadlines under load (DESIGN.md section 10), with tools/rank_load.py (a closed-loop
+# client that times each kind of answer on its own) against the release binary on the
+# shipped models: the answers by kind (full, reduced_m, recall_only, 503, 504), their
+# latencies, goodput and overall latency for
 #   1. 2 clients x 5,000-candidate dense requests at the default deadline (full quality),
 #   2. 64 clients x the same requests with "timeout_ms": 250,
 #   3. 8 clients x examples/rank_request.json (1,000 candidates) at the default deadline.
@@ -12,7 +13,6 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-10}
 port=${LOADTEST_PORT:-18490}
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
 mkdir -p target/load
@@ -28,7 +28,8 @@ d["timeout_ms"] = 250
 json.dump(d, open("target/load/dense_5000_250ms.json", "w"))
 PY
 
-target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
+GIFTRANK_GRPC_LISTEN="127.0.0.1:$((port + 2))" \
+  target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
   --model-repo models/gift >/dev/null 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
@@ -37,10 +38,9 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
   sleep 0.1
 done
 
-run() {  # connections, request file
+run() {  # clients, request file
   echo "== $1 clients, $2"
-  RANK_REQUEST="$2" wrk -t 2 -c "$1" -d "${seconds}s" --latency -s tools/wrk_deadline.lua \
-    "http://127.0.0.1:$port/rank" | grep -E "^answers:|Socket errors"
+  python3 tools/rank_load.py --port "$port" --clients "$1" --seconds "$seconds" --body "$2"
 }
 run 2 target/load/dense_5000.json
 run 64 target/load/dense_5000_250ms.json

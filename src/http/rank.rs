@@ -68,7 +68,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let encoded = ranker
-        .run(admission, deadline, move |ranker, serving| {
+        .run(admission, deadline, move |ranker, serving, deadline| {
             rank(
                 ranker,
                 serving,

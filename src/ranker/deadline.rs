@@ -14,6 +14,10 @@ pub struct Arrived(pub Instant);
 pub struct Deadline {
     pub at: Instant,
     pub length: Duration,
+    /// Whether part of it went to waiting for a scoring slot: a request that then cannot
+    /// be ranked in time is refused late, with `504` — a `503` is only ever answered at
+    /// once.
+    pub waited_for_slot: bool,
 }
 
 impl Deadline {
@@ -24,6 +28,7 @@ impl Deadline {
         Self {
             at: arrived + length,
             length,
+            waited_for_slot: false,
         }
     }
 
@@ -34,6 +39,7 @@ impl Deadline {
             Some(limit) if limit < self.length => Self {
                 at: self.at - (self.length - limit),
                 length: limit,
+                ..self
             },
             _ => self,
         }

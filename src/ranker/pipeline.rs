@@ -131,7 +131,7 @@ impl<'b> Choice<'b> {
 impl Choice<'_> {
     /// Applies `planned` to the recall sizes: a smaller recalled set (each source's m cut
     /// in proportion) or none. `Err` when the request may not be degraded (`504`) or when
-    /// nothing fits (`503`).
+    /// nothing fits: `503` at once, `504` after the request waited for its slot.
     fn degrade(
         &mut self,
         planned: budget::Plan,
@@ -140,6 +140,12 @@ impl Choice<'_> {
     ) -> Result<Option<Degradation>, RankError> {
         let level = match planned {
             budget::Plan::Full => return Ok(None),
+            budget::Plan::Refuse if deadline.waited_for_slot => {
+                return Err(RankError::DeadlineExceeded(format!(
+                    "after waiting for a scoring slot, not even the score model can rank this request within its deadline of {} ms",
+                    deadline.length.as_millis()
+                )))
+            }
             budget::Plan::Refuse => {
                 return Err(RankError::Overloaded(format!(
                     "not even the score model can rank this request within its deadline of {} ms; retry shortly",

@@ -134,12 +134,13 @@ impl Ranker {
 
     /// Runs an admitted ranking job off the async runtime on one snapshot of the serving
     /// version, answering `504` once `deadline` passes (the job still holds its place
-    /// until it ends). Shared by every transport.
+    /// until it ends). The job is handed the deadline, marked when it waited for its
+    /// scoring slot. Shared by every transport.
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         admission: Admission,
         deadline: Deadline,
-        job: impl FnOnce(&Ranker, &Serving) -> Result<T, RankError> + Send + 'static,
+        job: impl FnOnce(&Ranker, &Serving, Deadline) -> Result<T, RankError> + Send + 'static,
     ) -> Result<T, RankError> {
         let Some(serving) = self.models.serving() else {
             return Err(self.reject(
@@ -150,12 +151,16 @@ impl Ranker {
         if deadline.has_passed() {
             return Err(self.deadline_exceeded(deadline, "before ranking began"));
         }
-        let slot = self.scoring_slot(deadline).await?;
+        let (slot, waited_for_slot) = self.scoring_slot(deadline).await?;
+        let deadline = Deadline {
+            waited_for_slot,
+            ..deadline
+        };
         let worker = self.clone();
         let work = tokio::task::spawn_blocking(move || {
             let _admission = admission;
             let held = Instant::now();
-            let result = job(&worker, &serving);
+            let result = job(&worker, &serving, deadline);
             drop(slot);
             let ns = held.elapsed().as_nanos() as f64;
             worker.slot_time.observe(ns);
@@ -168,13 +173,17 @@ impl Ranker {
         }
     }
 
-    /// A scoring slot, waited for only while `deadline` leaves room to rank: a request
-    /// that would start too late is refused with `503` — at once when the wait the slots'
-    /// learned holding time predicts already leaves no room, else when its room runs out.
-    /// Queueing is bounded by each request's own deadline, never by a count.
-    async fn scoring_slot(&self, deadline: Deadline) -> Result<OwnedSemaphorePermit, RankError> {
+    /// A scoring slot, waited for only while `deadline` leaves room to rank. A request
+    /// whose wait, as the slots' learned holding time predicts it, would already leave no
+    /// room is refused at once with `503`; one whose room runs out while it waits gets
+    /// `504`. Queueing is bounded by each request's own deadline, never by a count. Also
+    /// says whether the request had to wait.
+    async fn scoring_slot(
+        &self,
+        deadline: Deadline,
+    ) -> Result<(OwnedSemaphorePermit, bool), RankError> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
+            return Ok((permit, false));
         }
         let latest_start = deadline.at.checked_sub(RESERVE).unwrap_or(deadline.at);
         let slots = self.config.scoring_slots() as f64;
@@ -182,17 +191,14 @@ impl Ranker {
         let predicted = self.slot_time.get().map_or(Duration::ZERO, |ns| {
             Duration::from_nanos((ns * ahead / slots) as u64)
         });
-        let busy = || {
-            self.reject(
+        if Instant::now() + predicted >= latest_start {
+            return Err(self.reject(
                 "overloaded",
                 RankError::Overloaded(format!(
                     "every scoring slot is busy and the request's deadline of {} ms leaves no time to wait; retry shortly",
                     deadline.length.as_millis()
                 )),
-            )
-        };
-        if Instant::now() + predicted >= latest_start {
-            return Err(busy());
+            ));
         }
         let waited = {
             // Counted while waiting, even when the wait is cancelled (client gone).
@@ -207,9 +213,17 @@ impl Ranker {
             tokio::time::timeout_at(latest_start.into(), self.slots.clone().acquire_owned()).await
         };
         match waited {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) | Err(_) => Err(busy()),
+            Ok(Ok(permit)) => Ok((permit, true)),
+            Ok(Err(_)) | Err(_) => Err(self.deadline_exceeded(
+                deadline,
+                "while it waited for a scoring slot (every slot stayed busy)",
+            )),
         }
+    }
+
+    /// Rankings waiting for a scoring slot now.
+    pub fn waiting_for_slot(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Holds one scoring slot until the permit is dropped, as a long ranking would: for
