@@ -30,6 +30,7 @@ use tonic_health::ServingStatus;
 
 use crate::proto::convert;
 use crate::proto::v1 as pb;
+use crate::ranker::pipeline::shadow_rank;
 use crate::ranker::{rank_request, Arrived, Deadline, RankError, Ranker};
 use pb::ranker_server::{RankerServer, SERVICE_NAME};
 
@@ -203,15 +204,18 @@ impl pb::ranker_server::Ranker for RankerService {
             .map(str::to_owned);
         let message = request.into_inner();
         let response = ranker
-            .run(admission, deadline, move |ranker, serving, deadline| {
-                let request = convert::request(message)?;
+            .run(admission, deadline, move |ranker, routing, deadline| {
+                let mut request = convert::request(message)?;
+                let serving = ranker.answerer(routing, request.routing_key());
                 let ranked = rank_request(ranker, serving, &request, deadline)?;
-                Ok(convert::response(
-                    serving.version,
-                    &request,
-                    &ranked,
-                    header_id.as_deref(),
-                ))
+                let response =
+                    convert::response(serving.version, &request, &ranked, header_id.as_deref());
+                let request_id = request.request_id.clone().or(header_id.map(Into::into));
+                ranker.shadow(routing, &ranked, request_id.as_deref(), move |shadow| {
+                    request.k = None;
+                    shadow_rank(shadow, &request)
+                });
+                Ok(response)
             })
             .await
             .map_err(status_of)?;

@@ -6,10 +6,12 @@
 //! - [`grpc`] — the gRPC adapter: `giftrank.v1.Ranker` and health, errors as statuses.
 //! - [`proto`] — the API's protobuf schema (`proto/`), compiled at build time, and its
 //!   conversion to and from the core's types.
-//! - [`ranker`] — the transport-neutral core: serving snapshot, reload/pin control,
-//!   admission and deadlines, feature assembly, the ranking pipeline, the domain error.
+//! - [`ranker`] — the transport-neutral core: the versions in service (main, canary,
+//!   shadow), reload/pin/policy control, admission and deadlines, feature assembly, the
+//!   ranking pipeline, shadow comparison, the domain error.
 //! - [`metrics`] — every Prometheus metric, one struct with its own registry.
 //! - [`repository`] — the versions on disk, their states, and which one should serve.
+//! - [`policy`] — `serving.toml`, the rollout policy: pin, canary share, shadow sample.
 //! - [`bundle`] — one bundle directory: bundle.toml, both models, the canary check.
 //! - [`order`] — the recall-rerank order of DESIGN.md §1, free of models and transports.
 //! - [`config`] — service configuration: defaults, file, environment, flags.
@@ -28,6 +30,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod order;
+pub mod policy;
 pub mod proto;
 pub mod ranker;
 pub mod repository;

@@ -43,7 +43,12 @@ enum Command {
     /// Validate one bundle directory exactly as the service would before serving it.
     Check {
         /// The bundle directory (any directory holding bundle.toml).
-        dir: PathBuf,
+        #[arg(required_unless_present = "policy")]
+        dir: Option<PathBuf>,
+        /// Check a rollout policy (serving.toml) instead, and the versions it names in
+        /// the repository holding it.
+        #[arg(long, conflicts_with = "dir", value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// Print one score per CSV row (comma-separated class scores for multi-output models).
     Score {
@@ -144,7 +149,11 @@ fn main() -> ExitCode {
             };
             serve(config, &flags)
         }
-        Command::Check { dir } => giftrank::commands::check::run(&dir, &mut stdout),
+        Command::Check { dir, policy } => match (dir, policy) {
+            (_, Some(policy)) => giftrank::commands::check::policy(&policy, &mut stdout),
+            (Some(dir), None) => giftrank::commands::check::run(&dir, &mut stdout),
+            (None, None) => unreachable!("clap requires one"),
+        },
         Command::Score { model, data } => {
             giftrank::commands::score::run(&model, &data, &mut stdout)
         }

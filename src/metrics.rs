@@ -38,7 +38,16 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     pub inflight: IntGauge,
     pub rejected: IntCounterVec,
+    pub canary_requests: IntCounterVec,
+    pub shadow_requests: IntCounterVec,
+    pub shadow_overlap: Histogram,
+    pub shadow_correlation: Histogram,
+    pub policy_info: IntGaugeVec,
+    pub policy_reloads: IntCounterVec,
 }
+
+/// Every `outcome` of `shadow_requests_total`, present at 0 from the start.
+pub const SHADOW_OUTCOMES: [&str; 3] = ["scored", "skipped", "failed"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -63,7 +72,7 @@ impl Metrics {
         let sizes = exponential_buckets(1.0, 2.0, 15).expect("valid buckets");
         let metrics = Self {
             http_requests: IntCounterVec::new(
-                Opts::new("http_requests_total", "Requests answered on the public listeners, by route and status. HTTP: the matched route and the status code. gRPC (HTTP/2 requests too): the route is the full method, e.g. /giftrank.v1.Ranker/Rank, and the status the HTTP code POST /rank answers for the same outcome (INVALID_ARGUMENT 400, RESOURCE_EXHAUSTED 413, UNAVAILABLE 503, DEADLINE_EXCEEDED 504)."),
+                Opts::new("http_requests_total", "Requests answered on the public listeners, by route and status. HTTP: the matched route and the status code. gRPC (HTTP/2 requests too): the route is the full method, e.g. /giftrank.v1.Ranker/Rank, and the status the HTTP code POST /rank answers for the same outcome (INVALID_ARGUMENT 400, RESOURCE_EXHAUSTED 413, or 503 when overloaded, UNAVAILABLE 503, DEADLINE_EXCEEDED 504)."),
                 &["route", "status"],
             )
             .expect("metric"),
@@ -117,6 +126,36 @@ impl Metrics {
                 &["reason"],
             )
             .expect("metric"),
+            canary_requests: IntCounterVec::new(
+                Opts::new("canary_requests_total", "Ranking requests answered by the canary version of serving.toml, by version."),
+                &["version"],
+            )
+            .expect("metric"),
+            shadow_requests: IntCounterVec::new(
+                Opts::new("shadow_requests_total", "Requests sampled for the shadow version of serving.toml, by outcome: scored (ranked again and compared), skipped (the service was busy or the shadow queue full), failed (the shadow version could not rank it)."),
+                &["outcome"],
+            )
+            .expect("metric"),
+            shadow_overlap: Histogram::with_opts(
+                HistogramOpts::new("shadow_top_overlap", "Per shadowed request: |served top-k ∩ shadow top-k| / k, k = the items returned.")
+                    .buckets((0..=20).map(|i| f64::from(i) / 20.0).collect()),
+            )
+            .expect("metric"),
+            shadow_correlation: Histogram::with_opts(
+                HistogramOpts::new("shadow_rank_correlation", "Per shadowed request: Spearman correlation between the served order of the top-k items and the order the shadow version gives those same items (1 = same order, -1 = reversed).")
+                    .buckets((0..=20).map(|i| f64::from(i) / 10.0 - 1.0).collect()),
+            )
+            .expect("metric"),
+            policy_info: IntGaugeVec::new(
+                Opts::new("serving_policy_info", "The rollout policy in force (value 1): the pinned, canary and shadow versions, empty when none."),
+                &["pin", "canary", "shadow"],
+            )
+            .expect("metric"),
+            policy_reloads: IntCounterVec::new(
+                Opts::new("policy_reloads_total", "Readings of serving.toml with new contents, by outcome: loaded, or rejected (invalid: the previous policy stays in force)."),
+                &["outcome"],
+            )
+            .expect("metric"),
             registry,
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
@@ -132,6 +171,12 @@ impl Metrics {
             Box::new(metrics.reloads.clone()),
             Box::new(metrics.inflight.clone()),
             Box::new(metrics.rejected.clone()),
+            Box::new(metrics.canary_requests.clone()),
+            Box::new(metrics.shadow_requests.clone()),
+            Box::new(metrics.shadow_overlap.clone()),
+            Box::new(metrics.shadow_correlation.clone()),
+            Box::new(metrics.policy_info.clone()),
+            Box::new(metrics.policy_reloads.clone()),
         ];
         for collector in collectors {
             metrics
@@ -148,6 +193,13 @@ impl Metrics {
         for reason in REJECT_REASONS {
             metrics.rejected.with_label_values(&[reason]);
         }
+        for outcome in SHADOW_OUTCOMES {
+            metrics.shadow_requests.with_label_values(&[outcome]);
+        }
+        for outcome in ["loaded", "rejected"] {
+            metrics.policy_reloads.with_label_values(&[outcome]);
+        }
+        metrics.policy(None, None, None);
         metrics
     }
 
@@ -170,6 +222,15 @@ impl Metrics {
             }
             self.stage_duration.with_label_values(&["recall", profile]);
         }
+    }
+
+    /// Marks the rollout policy in force: its pinned, canary and shadow versions.
+    pub fn policy(&self, pin: Option<u64>, canary: Option<u64>, shadow: Option<u64>) {
+        let name = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        self.policy_info.reset();
+        self.policy_info
+            .with_label_values(&[&name(pin), &name(canary), &name(shadow)])
+            .set(1);
     }
 
     /// The text exposition of every metric.

@@ -136,9 +136,21 @@ pub struct Scan {
     /// highest valid one.
     pub target: Option<u64>,
     /// The target, when this scan validated it (it is new or its files changed): loaded
-    /// already, so it need not be read twice. Every other version validated in the scan
-    /// was dropped at once.
+    /// already, so it need not be read twice.
     pub target_bundle: Option<Bundle>,
+    /// Likewise each version asked to be kept (the policy's canary and shadow) that this
+    /// scan validated. Every other version validated in the scan was dropped at once.
+    pub kept: Vec<(u64, Bundle)>,
+}
+
+impl Scan {
+    /// The state of `version` on disk, `None` when it has no directory.
+    pub fn state(&self, version: u64) -> Option<&VersionState> {
+        self.versions
+            .iter()
+            .find(|v| v.version == version)
+            .map(|v| &v.state)
+    }
 }
 
 impl Scanner {
@@ -154,8 +166,9 @@ impl Scanner {
     }
 
     /// Checks every version directory whose files changed since the last scan, from the
-    /// highest down, and chooses the one to serve (see [`Scan::target`]).
-    pub fn scan(&mut self, pinned: Option<u64>) -> std::io::Result<Scan> {
+    /// highest down, and chooses the one to serve (see [`Scan::target`]), keeping the
+    /// bundles of the versions in `keep` that it validates.
+    pub fn scan(&mut self, pinned: Option<u64>, keep: &[u64]) -> std::io::Result<Scan> {
         let listing = list_versions(&self.root)?;
         self.verdicts
             .retain(|v, _| listing.versions.binary_search(v).is_ok());
@@ -165,19 +178,23 @@ impl Scanner {
             newly_rejected: Vec::new(),
             target: None,
             target_bundle: None,
+            kept: Vec::new(),
         };
         for &version in listing.versions.iter().rev() {
             let wanted = match pinned {
                 Some(pin) => pin == version,
                 None => scan.target.is_none(),
             };
-            let (state, bundle, fresh) = self.check(version, wanted);
+            let kept = keep.contains(&version);
+            let (state, bundle, fresh) = self.check(version, wanted || kept);
             if let (VersionState::Rejected(reason), true) = (&state, fresh) {
                 scan.newly_rejected.push((version, reason.clone()));
             }
             if wanted && state == VersionState::Ready {
                 scan.target = Some(version);
                 scan.target_bundle = bundle;
+            } else if let Some(bundle) = bundle.filter(|_| kept) {
+                scan.kept.push((version, bundle));
             }
             scan.versions.push(VersionStatus::new(version, state));
         }

@@ -87,6 +87,7 @@ fn to_proto(request: &Value) -> pb::RankRequest {
         alpha: request["alpha"].as_f64(),
         timeout_ms: request["timeout_ms"].as_u64(),
         allow_degraded: request["allow_degraded"].as_bool(),
+        routing_key: request["routing_key"].as_str().map(str::to_owned),
     }
 }
 

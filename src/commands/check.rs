@@ -1,11 +1,13 @@
 //! `giftrank check DIR`: validates one bundle directory (any directory holding
 //! `bundle.toml`) exactly as the service does before serving
-//! it, for ops to run before publishing.
+//! it, for ops to run before publishing. `giftrank check --policy FILE` does the same for
+//! a rollout policy (`serving.toml`) and every version it names.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::bundle::{Bundle, Profile};
+use crate::policy::Policy;
 
 /// Prints a summary and succeeds when `dir` would serve; otherwise fails with the reason.
 pub fn run(dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
@@ -69,4 +71,43 @@ pub fn describe(bundle: &Bundle, profile: &Profile) -> String {
         text.push_str(&format!("; max_m {}", profile.max_m));
     }
     text
+}
+
+/// Checks a `serving.toml` as the service reads it, and that every version it names can
+/// serve from the repository the file sits in; fails naming the first problem.
+pub fn policy(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read it: {e}", file.display()))?;
+    let policy = Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    writeln!(out, "ok: {} parses", file.display())?;
+    let show = |v: Option<u64>| v.map_or("none".to_owned(), |v| v.to_string());
+    writeln!(out, "  pin: {}", show(policy.pin))?;
+    match &policy.canary {
+        Some(c) => writeln!(
+            out,
+            "  canary: version {} for {}% of routing keys",
+            c.version, c.percent
+        )?,
+        None => writeln!(out, "  canary: none")?,
+    }
+    match &policy.shadow {
+        Some(s) => writeln!(
+            out,
+            "  shadow: version {} on {} of requests",
+            s.version, s.sample
+        )?,
+        None => writeln!(out, "  shadow: none")?,
+    }
+    let repository = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for version in policy.versions() {
+        let dir = repository.join(version.to_string());
+        Bundle::load(&dir).map_err(|e| {
+            anyhow::anyhow!("{}: version {version} cannot serve: {e}", file.display())
+        })?;
+        writeln!(out, "  version {version}: ok ({})", dir.display())?;
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::error::ErrorBody;
-use crate::ranker::Ranker;
+use crate::ranker::{Ranker, RepositoryView};
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "health",
@@ -55,7 +55,7 @@ pub async fn metrics(State(ranker): State<Arc<Ranker>>) -> Response {
 /// disk with its state, the directories ignored, and the pin. Reads the last published
 /// view: never waits for a reload in progress.
 #[utoipa::path(get, path = "/v1/models", tag = "models",
-    responses((status = 200, description = "`serving` (null before a version serves): `version`, `loaded_at`, `format_version`, `models` (`name`, `file`, `objective`, `trees`, `features`), `default_profile`, `profiles` (`name`, `score`, `recall` [`model`, `m`], `rerank`, `alpha`, `max_m`; the models by name), and for the default profile `default_m`, `max_m`, `recall` and `rerank` (its score and rerank models: `objective`, `trees`, `features`); `pinned`; `versions` (`version`, `state`: serving, ready, rejected (with `reason`), incomplete; `warning`); `ignored` (`name`, `reason`); `repository_error`", body = Object)))]
+    responses((status = 200, description = "`serving` (null before a version serves): `version`, `loaded_at`, `format_version`, `models` (`name`, `file`, `objective`, `trees`, `features`), `default_profile`, `profiles` (`name`, `score`, `recall` [`model`, `m`], `rerank`, `alpha`, `max_m`; the models by name), and for the default profile `default_m`, `max_m`, `recall` and `rerank` (its score and rerank models: `objective`, `trees`, `features`); `pinned`; `versions` (`version`, `state`: serving, ready, rejected (with `reason`), incomplete; `warning`); `policy`: the rollout policy (`source`: serving.toml or none; `file_error` when the file on disk is invalid and the previous policy stays in force; `pin`, `canary` (`percent`), `shadow` (`sample`), each with `version`, `source` (admin or serving.toml), `in_force`, and `disk`: the version's state); `ignored` (`name`, `reason`); `repository_error`", body = Object)))]
 pub async fn models(State(ranker): State<Arc<Ranker>>) -> Json<serde_json::Value> {
     let serving = ranker.models.serving();
     let view = ranker.models.view();
@@ -102,8 +102,49 @@ pub async fn models(State(ranker): State<Arc<Ranker>>) -> Json<serde_json::Value
     Json(json!({
         "serving": serving_json,
         "pinned": view.pinned.map(|v| v.to_string()),
+        "policy": policy_json(&view),
         "versions": view.versions,
         "ignored": view.ignored,
         "repository_error": view.error,
     }))
+}
+
+/// The rollout policy in force, where each part came from, and the state of each version
+/// it names.
+fn policy_json(view: &RepositoryView) -> serde_json::Value {
+    let policy = &view.policy;
+    let state = |version: u64| match view.versions.iter().find(|v| v.version == version) {
+        Some(status) => json!(status),
+        None => json!({"version": version, "state": "absent"}),
+    };
+    let file_source = if policy.file_present {
+        "serving.toml"
+    } else {
+        "none"
+    };
+    let pin = match (policy.admin_pin, policy.file.pin) {
+        (Some(admin), _) => {
+            json!({"version": admin.to_string(), "source": "admin", "in_force": view.pinned == Some(admin), "disk": state(admin)})
+        }
+        (None, Some(file)) => {
+            json!({"version": file.to_string(), "source": "serving.toml", "in_force": view.pinned == Some(file), "disk": state(file)})
+        }
+        (None, None) => serde_json::Value::Null,
+    };
+    let overridden = policy.admin_pin.is_some();
+    let canary = policy.file.canary.as_ref().map(|c| {
+        json!({"version": c.version.to_string(), "percent": c.percent, "source": "serving.toml",
+               "in_force": policy.canary == Some(c.version), "overridden_by_admin_pin": overridden, "disk": state(c.version)})
+    });
+    let shadow = policy.file.shadow.as_ref().map(|s| {
+        json!({"version": s.version.to_string(), "sample": s.sample, "source": "serving.toml",
+               "in_force": policy.shadow == Some(s.version), "overridden_by_admin_pin": overridden, "disk": state(s.version)})
+    });
+    json!({
+        "source": file_source,
+        "file_error": policy.file_error,
+        "pin": pin,
+        "canary": canary,
+        "shadow": shadow,
+    })
 }

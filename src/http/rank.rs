@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,8 @@ use tower_http::timeout::TimeoutError;
 use super::error::{ErrorBody, HttpError};
 use super::json::{self, RankResponse};
 use crate::proto::convert;
-use crate::ranker::{rank_request, Arrived, Deadline, RankError, RankRequest, Ranker, Serving};
+use crate::ranker::pipeline::shadow_rank;
+use crate::ranker::{rank_request, Arrived, Deadline, RankError, RankRequest, Ranker, Routing};
 
 /// Ranks one impression's candidates (DESIGN.md §1, §2).
 #[utoipa::path(post, path = "/rank", tag = "ranking",
@@ -68,11 +69,11 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let encoded = ranker
-        .run(admission, deadline, move |ranker, serving, deadline| {
+        .run(admission, deadline, move |ranker, routing, deadline| {
             rank(
                 ranker,
-                serving,
-                &body,
+                routing,
+                body,
                 (format, answer),
                 header_id.as_deref(),
                 deadline,
@@ -177,26 +178,45 @@ fn accepts_protobuf(headers: &HeaderMap) -> bool {
         .any(|range| Format::of(range) == Some(Format::Protobuf))
 }
 
-/// Decodes and ranks one request on `serving`; returns the response body. `formats` are
-/// the request's and the response's. The response's `request_id` is the body's, else the
-/// `x-request-id` header's.
+/// Decodes and ranks one request on the version that answers it; returns the response
+/// body. `formats` are the request's and the response's. The response's `request_id` is
+/// the body's, else the `x-request-id` header's. A request sampled for the shadow version
+/// is offered to it afterwards, with its body to decode again.
 fn rank(
     ranker: &Ranker,
-    serving: &Serving,
-    body: &[u8],
+    routing: &Routing,
+    body: Bytes,
     formats: (Format, Format),
     header_id: Option<&str>,
     deadline: Deadline,
 ) -> Result<Vec<u8>, RankError> {
-    let request = match formats.0 {
-        Format::Json => json::decode(body)?,
-        Format::Protobuf => convert::decode(body)?,
+    let (encoded, ranked, request_id) = {
+        let request = decode(&body, formats.0)?;
+        let serving = ranker.answerer(routing, request.routing_key());
+        let ranked = rank_request(ranker, serving, &request, deadline)?;
+        let encoded = if formats.1 == Format::Protobuf {
+            convert::response(serving.version, &request, &ranked, header_id).encode_to_vec()
+        } else {
+            json::response(serving.version, &request, &ranked, header_id)?
+        };
+        let request_id = request
+            .request_id
+            .as_deref()
+            .or(header_id)
+            .map(str::to_owned);
+        (encoded, ranked, request_id)
     };
-    let ranked = rank_request(ranker, serving, &request, deadline)?;
-    if formats.1 == Format::Protobuf {
-        return Ok(
-            convert::response(serving.version, &request, &ranked, header_id).encode_to_vec(),
-        );
+    ranker.shadow(routing, &ranked, request_id.as_deref(), move |shadow| {
+        let mut request = decode(&body, formats.0)?;
+        request.k = None;
+        shadow_rank(shadow, &request)
+    });
+    Ok(encoded)
+}
+
+fn decode(body: &[u8], format: Format) -> Result<RankRequest<'_>, RankError> {
+    match format {
+        Format::Json => json::decode(body),
+        Format::Protobuf => convert::decode(body),
     }
-    json::response(serving.version, &request, &ranked, header_id)
 }

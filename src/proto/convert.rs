@@ -63,6 +63,7 @@ pub fn request(message: pb::RankRequest) -> Result<RankRequest<'static>, RankErr
         k: message.k,
         timeout_ms: message.timeout_ms,
         allow_degraded: message.allow_degraded,
+        routing_key: message.routing_key.map(Cow::Owned),
     })
 }
 

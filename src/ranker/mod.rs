@@ -1,6 +1,7 @@
 //! The ranking core, transport-neutral: the [`Ranker`] that every transport (HTTP, gRPC)
 //! shares (`state`: configuration, metrics, admission of ranking requests and scoring
-//! slots), the serving snapshot and its reload/pin control (`models`), deadlines
+//! slots), the versions in service (`routing`: main, canary, shadow) and their reload, pin
+//! and rollout-policy control (`models`), shadow ranking (`shadow`), deadlines
 //! (`deadline`) and how they are spent (`budget`), a request as
 //! one typed value (`request`), feature assembly (`features`), the pipeline that ranks it
 //! (`pipeline`) and the one domain error (`error`). Nothing here knows HTTP or gRPC.
@@ -12,11 +13,14 @@ pub mod features;
 pub mod models;
 pub mod pipeline;
 pub mod request;
+pub mod routing;
+pub mod shadow;
 mod state;
 
 pub use deadline::{Arrived, Deadline};
 pub use error::RankError;
-pub use models::{PinError, ReloadOutcome, RepositoryView, Serving};
+pub use models::{PinError, PolicyView, ReloadOutcome, RepositoryView, Serving};
 pub use pipeline::{rank_request, Ranked, RankedItem};
 pub use request::RankRequest;
+pub use routing::Routing;
 pub use state::{Admission, Ranker};

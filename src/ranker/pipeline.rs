@@ -251,6 +251,12 @@ pub fn rank_request(
     Ok(ranked)
 }
 
+/// Ranks `request` on a shadow version (DESIGN.md §9): the whole profile, no deadline, no
+/// metrics of live traffic.
+pub fn shadow_rank(serving: &Serving, request: &RankRequest<'_>) -> Result<Ranked, RankError> {
+    rank(serving, request, Conditions::default()).map(|(ranked, _)| ranked)
+}
+
 /// Ranks `request` on `serving` by its profile, without limits or metrics (those are
 /// [`rank_request`]'s): the profile's models on the request's features and
 /// `order::rank`, degraded as far as its deadline needs (`budget`): a `503`

@@ -59,6 +59,18 @@ pub struct RankRequest<'a> {
     /// recalled set, or no rerank) rather than refused with 504. Default true.
     #[serde(default)]
     pub allow_degraded: Option<bool>,
+    /// Picks the canary bucket of `serving.toml` (DESIGN.md §9), e.g. the user id: the
+    /// same key always meets the same version. Else `request_id` does; else a random draw.
+    #[serde(borrow, default)]
+    #[schema(value_type = Option<String>)]
+    pub routing_key: Option<Cow<'a, str>>,
+}
+
+impl RankRequest<'_> {
+    /// The key that picks the canary bucket: `routing_key`, else `request_id`.
+    pub fn routing_key(&self) -> Option<&str> {
+        self.routing_key.as_deref().or(self.request_id.as_deref())
+    }
 }
 
 /// One candidate: sparse `features`, or dense `values` in `feature_names` order.

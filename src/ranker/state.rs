@@ -12,6 +12,9 @@ use super::budget::{Learned, RESERVE};
 use super::deadline::Deadline;
 use super::error::RankError;
 use super::models::{self, PinError, ReloadOutcome, Serving};
+use super::pipeline::Ranked;
+use super::routing::Routing;
+use super::shadow::{ShadowQueue, ShadowRank};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::repository::Scanner;
@@ -27,7 +30,9 @@ pub struct Ranker {
     /// Scoring slots: how many admitted rankings score at once (`scoring_slots`).
     slots: Arc<Semaphore>,
     /// Rankings waiting for a slot now.
-    waiting: AtomicUsize,
+    waiting: Arc<AtomicUsize>,
+    /// Requests to rank again on the shadow version.
+    shadow: ShadowQueue,
     /// How long a ranking holds its slot, learned.
     slot_time: Learned,
     /// [`Ranker::is_ready`], for those who follow it (the gRPC health service).
@@ -53,13 +58,18 @@ impl Ranker {
     /// with none it still starts (not ready) and serves the first valid version a later
     /// reload finds. Blocking: call it off the async runtime.
     pub fn start(config: Config) -> Arc<Self> {
+        let metrics = Metrics::new();
+        let slots = Arc::new(Semaphore::new(config.scoring_slots()));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let shadow = ShadowQueue::start(slots.clone(), waiting.clone(), metrics.clone());
         let ranker = Arc::new(Self {
-            metrics: Metrics::new(),
+            metrics,
             models: models::Models::new(Scanner::new(config.model_repo.clone())),
             shutting_down: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(config.max_inflight_requests)),
-            slots: Arc::new(Semaphore::new(config.scoring_slots())),
-            waiting: AtomicUsize::new(0),
+            slots,
+            waiting,
+            shadow,
             slot_time: Learned::default(),
             readiness: watch::Sender::new(false),
             config,
@@ -132,17 +142,17 @@ impl Ranker {
         })
     }
 
-    /// Runs an admitted ranking job off the async runtime on one snapshot of the serving
-    /// version, answering `504` once `deadline` passes (the job still holds its place
+    /// Runs an admitted ranking job off the async runtime on one snapshot of the versions
+    /// in service, answering `504` once `deadline` passes (the job still holds its place
     /// until it ends). The job is handed the deadline, marked when it waited for its
     /// scoring slot. Shared by every transport.
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         admission: Admission,
         deadline: Deadline,
-        job: impl FnOnce(&Ranker, &Serving, Deadline) -> Result<T, RankError> + Send + 'static,
+        job: impl FnOnce(&Ranker, &Routing, Deadline) -> Result<T, RankError> + Send + 'static,
     ) -> Result<T, RankError> {
-        let Some(serving) = self.models.serving() else {
+        let Some(routing) = self.models.routing() else {
             return Err(self.reject(
                 "not_ready",
                 RankError::NotReady("no model version is serving yet".into()),
@@ -160,7 +170,7 @@ impl Ranker {
         let work = tokio::task::spawn_blocking(move || {
             let _admission = admission;
             let held = Instant::now();
-            let result = job(&worker, &serving, deadline);
+            let result = job(&worker, &routing, deadline);
             drop(slot);
             let ns = held.elapsed().as_nanos() as f64;
             worker.slot_time.observe(ns);
@@ -218,6 +228,35 @@ impl Ranker {
                 deadline,
                 "while it waited for a scoring slot (every slot stayed busy)",
             )),
+        }
+    }
+
+    /// The version that answers a request with this `routing_key`, else `request_id`
+    /// (`None`: a random draw): the canary for its share of keys, else the main version.
+    /// Counts the canary's answers.
+    pub fn answerer<'r>(&self, routing: &'r Routing, key: Option<&str>) -> &'r Arc<Serving> {
+        let (serving, canary) = routing.answerer(key);
+        if canary {
+            self.metrics
+                .canary_requests
+                .with_label_values(&[&serving.version.to_string()])
+                .inc();
+        }
+        serving
+    }
+
+    /// Offers an answered request to the shadow version, when there is one and the
+    /// request is sampled: `rank` ranks it again there, later, off the response path.
+    pub fn shadow(
+        &self,
+        routing: &Routing,
+        served: &Ranked,
+        request_id: Option<&str>,
+        rank: impl FnOnce(&Serving) -> Result<Ranked, RankError> + Send + 'static,
+    ) {
+        if let Some(shadow) = routing.shadow_for() {
+            let rank: ShadowRank = Box::new(rank);
+            self.shadow.offer(shadow.clone(), served, request_id, rank);
         }
     }
 
