@@ -611,12 +611,14 @@ async fn the_openapi_document_covers_every_public_route_and_the_examples_validat
         json!({"candidates": [], "alpha": 1.5}),
         json!({"candidates": [], "timeout_ms": 0}),
         json!({"candidates": [], "allow_degraded": "no"}),
+        json!({"candidates": [], "routing_key": 7}),
     ] {
         assert!(!validator.is_valid(&wrong), "{wrong} validated");
     }
     // Every request field of DESIGN.md §2 is in the document.
     let every_field = json!({"request_id": "r", "context": {}, "candidates": [], "profile": "hybrid",
-        "m": 5, "alpha": 0.5, "k": 3, "timeout_ms": 100, "allow_degraded": false});
+        "m": 5, "alpha": 0.5, "k": 3, "timeout_ms": 100, "allow_degraded": false,
+        "routing_key": "user-1"});
     assert!(validator.is_valid(&every_field));
 
     // A real response validates against the response schema, which names every field.
