@@ -3,7 +3,8 @@
 #   - Kubernetes manifests against the API schemas (kubernetes-validate --strict), at the
 #     oldest and newest Kubernetes versions we support; the kustomization rendered and
 #     validated when kubectl is installed
-#   - consistency of manifests, config, rules, dashboard and Dockerfile (check_deploy.py)
+#   - consistency of manifests, config, rules, dashboard, example policy and Dockerfile
+#     (check_deploy.py)
 #   - Prometheus rules: promtool check rules + the unit tests in rules_test.yml; the
 #     dashboard's queries parsed by promtool too
 #   - Dockerfile: hadolint; shell scripts: shellcheck; dashboard JSON parses
@@ -103,7 +104,7 @@ else
     say "  skip  kubectl kustomize (kubectl not installed); kustomization.yaml resources checked below"
 fi
 
-run "consistency (kustomization, grace period, admin port, config, metric names, Dockerfile, build context)" \
+run "consistency (kustomization, grace period, admin port, config, metric names, serving.toml.example, Dockerfile, build context)" \
     "$VENV/bin/python" deploy/check_deploy.py "$TOOLS/dashboard-queries.yml"
 run "promtool check rules deploy/prometheus/rules.yml" "$PROMTOOL" check rules deploy/prometheus/rules.yml
 PROMTOOL=$(realpath "$PROMTOOL")

@@ -1,10 +1,11 @@
 """Consistency checks of deploy/ that no schema catches, run by deploy/check.sh.
 
 Schemas say a manifest is well-formed; these say the pieces agree with each other and
-with giftrank's contract (DESIGN.md sections 2-6): the kustomization lists exactly the
-manifests present, the termination grace period covers preStop plus the drain deadline,
-the admin port is never exposed, the config is valid TOML naming a mounted repository,
-every metric named in the rules and the dashboard is one giftrank exports, and the
+with giftrank's contract (DESIGN.md sections 2-6 and 9): the kustomization lists exactly
+the manifests present, the termination grace period covers preStop plus the drain
+deadline, the admin port is never exposed, the config is valid TOML naming a mounted
+repository, every metric named in the rules and the dashboard is one giftrank exports,
+the example rollout policy (serving.toml.example) is one the service accepts, and the
 Docker build context (.dockerignore) holds every file the crate's build reads.
 
 Usage: python3 deploy/check_deploy.py PROMQL_OUT
@@ -25,6 +26,7 @@ import yaml
 K8S = Path("deploy/k8s")
 RULES = Path("deploy/prometheus/rules.yml")
 DASHBOARD = Path("deploy/grafana/giftrank.json")
+POLICY_EXAMPLE = Path("deploy/serving.toml.example")
 DOCKERFILE = Path("Dockerfile")
 ADMIN_PORT = 8081
 
@@ -35,9 +37,19 @@ COUNTERS = {
     "rejected_requests_total",
     "rank_requests_total",
     "degraded_requests_total",
+    "canary_requests_total",
+    "shadow_requests_total",
+    "policy_reloads_total",
 }
-GAUGES = {"recall_size", "model_info", "inflight_requests"}
-HISTOGRAMS = {"request_duration_seconds", "rank_stage_duration_seconds", "rank_candidates", "rank_recall_size"}
+GAUGES = {"recall_size", "model_info", "inflight_requests", "serving_policy_info"}
+HISTOGRAMS = {
+    "request_duration_seconds",
+    "rank_stage_duration_seconds",
+    "rank_candidates",
+    "rank_recall_size",
+    "shadow_top_overlap",
+    "shadow_rank_correlation",
+}
 KNOWN_METRICS = (
     {f"giftrank_{n}" for n in COUNTERS | GAUGES}
     | {f"giftrank_{n}{s}" for n in HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
@@ -226,6 +238,40 @@ def check_dashboard(promql_out: Path) -> None:
     promql_out.write_text(yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}))
 
 
+def check_policy_example() -> None:
+    """serving.toml.example must be a policy the service accepts (DESIGN.md section 9):
+    only the keys pin, [canary] version + percent, [shadow] version + sample; percent in
+    0-100, sample in 0-1; versions written as canonical decimal numbers."""
+    try:
+        policy = tomllib.loads(POLICY_EXAMPLE.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        fail(f"{POLICY_EXAMPLE}: {e}")
+        return
+
+    def version(key: str, value: object) -> None:
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str) or not text.isdigit() or str(int(text)) != text:
+            fail(f"{POLICY_EXAMPLE}: {key} = {value!r} is not a version")
+
+    def share(key: str, value: object, top: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+            fail(f"{POLICY_EXAMPLE}: {key} = {value!r} is outside 0 to {top:g}")
+
+    for key in set(policy) - {"pin", "canary", "shadow"}:
+        fail(f"{POLICY_EXAMPLE}: unknown key {key}")
+    if "pin" in policy:
+        version("pin", policy["pin"])
+    for table, amount, top in (("canary", "percent", 100), ("shadow", "sample", 1)):
+        if table not in policy:
+            continue
+        section = policy[table]
+        if not isinstance(section, dict) or set(section) != {"version", amount}:
+            fail(f"{POLICY_EXAMPLE}: [{table}] must hold exactly version and {amount}")
+            continue
+        version(f"{table}.version", section["version"])
+        share(f"{table}.{amount}", section[amount], top)
+
+
 def check_dockerfile() -> None:
     text = DOCKERFILE.read_text()
     exposed = {int(p) for line in re.findall(r"^EXPOSE\s+(.+)$", text, re.M) for p in re.findall(r"\d+", line)}
@@ -284,6 +330,7 @@ def main() -> int:
     check_workload(objects)
     check_rules()
     check_dashboard(promql_out)
+    check_policy_example()
     check_dockerfile()
     check_docker_context()
     for finding in findings:

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # giftrank-admin.sh: run one admin action on EVERY giftrank pod of a namespace.
-# Pins, unpins and reloads are per pod (each replica has its own admin listener, bound to
-# 127.0.0.1:8081 in the pod), so a rollback must reach all of them; this script does it
-# through `kubectl port-forward`, one pod at a time, and says what each pod answered.
+# Pins, unpins and reloads are per pod (each has its own admin listener on 127.0.0.1:8081;
+# the fleet-wide pin is serving.toml's, deploy/README.md), so they must reach every pod;
+# this does it through `kubectl port-forward`, one pod at a time, and says what each said.
 #
 # Usage: deploy/giftrank-admin.sh [-n NAMESPACE] status | reload | unpin | pin VERSION
-#   status   serving version, pin and version states of each pod (GET /v1/models)
+#   status   serving version, pin, rollout policy and version states (GET /v1/models)
 #   reload   rescan the model repository now (POST /admin/reload)
-#   pin N    serve version N, e.g. to roll back (POST /admin/pin/N)
-#   unpin    back to the highest valid version (POST /admin/unpin)
+#   pin N    serve only version N, overriding serving.toml (POST /admin/pin/N)
+#   unpin    back to serving.toml, else the highest valid version (POST /admin/unpin)
 # Needs kubectl (with pods/portforward rights) and curl. Exit status 1 if any pod failed.
 # Environment: GIFTRANK_ADMIN_TOKEN (sent as a bearer token when set; only needed if
 # admin_listen is moved off loopback), LOCAL_PORT (first local port used; default 18081).
@@ -77,7 +77,10 @@ for pod in "${pods[@]}"; do
         failed=1
     fi
     if [[ $action == status ]] && command -v jq >/dev/null && [[ $result == ok ]]; then
-        body=$(jq -c '{serving: .serving.version, loaded_at: .serving.loaded_at, pinned, versions}' <<<"$body")
+        body=$(jq -c '{serving: .serving.version, loaded_at: .serving.loaded_at, pinned,
+            policy: (.policy | {source, file_error} + ({pin, canary, shadow}
+                | map_values(if . == null or .in_force then del(.disk?) else . end))),
+            versions}' <<<"$body")
     fi
     printf '%s %s: %s\n' "$pod" "$result" "$body"
     stop_forward

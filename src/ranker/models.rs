@@ -308,7 +308,6 @@ impl Models {
                         .canary_requests
                         .with_label_values(&[&canary.to_string()]);
                 }
-                metrics.policy(pin.filter(|&p| p == routing.main.version), canary, shadow);
                 control.policy.canary = canary;
                 control.policy.shadow = shadow;
                 self.routing.store(Some(Arc::new(routing)));
@@ -316,6 +315,7 @@ impl Models {
         }
         control.policy.admin_pin = control.pinned;
         let in_force = pin.filter(|&p| Some(p) == self.serving_version());
+        metrics.policy(in_force, control.policy.canary, control.policy.shadow);
         self.publish(Some(scan), control, in_force, None);
         outcome
     }
