@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Measures the rollout policy (serving.toml) on the release binary, on a copy of the
-shipped repository (version 2 serves; version 3 is a copy of it, the shadow).
+shipped repository (version 3, a copy of shipped version 2, serves; version 2 is the
+shadow: the same models).
 
 1. Propagation: time from `serving.toml` renamed into place to the first /rank answer
    that follows it (a canary at 100% or 0% of keys, flipped each trial), with file-system
@@ -91,7 +92,7 @@ def main():
         print("== propagation: serving.toml renamed in -> first answer that follows it")
         delays = []
         for trial in range(6):
-            percent, expected = (100, "1") if trial % 2 == 0 else (0, "2")
+            percent, expected = (100, "1") if trial % 2 == 0 else (0, "3")
             began = time.monotonic()
             write_policy(repo, f'[canary]\nversion = "1"\npercent = {percent}\n')
             while post(body)["model_version"] != expected:
@@ -103,8 +104,8 @@ def main():
         print("== shadow cost: 8 clients x examples/rank_request.json")
         for run in range(2):
             for label, policy in (("no shadow", ""),
-                                  ("shadow 1.0", '[shadow]\nversion = "3"\nsample = 1.0\n'),
-                                  ("shadow 0.25", '[shadow]\nversion = "3"\nsample = 0.25\n')):
+                                  ("shadow 1.0", '[shadow]\nversion = "2"\nsample = 1.0\n'),
+                                  ("shadow 0.25", '[shadow]\nversion = "2"\nsample = 0.25\n')):
                 write_policy(repo, policy)
                 reload()
                 before = shadow_counts()
