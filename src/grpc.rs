@@ -211,10 +211,15 @@ impl pb::ranker_server::Ranker for RankerService {
                 let response =
                     convert::response(serving.version, &request, &ranked, header_id.as_deref());
                 let request_id = request.request_id.clone().or(header_id.map(Into::into));
-                ranker.shadow(routing, &ranked, request_id.as_deref(), move |shadow| {
-                    request.k = None;
-                    shadow_rank(shadow, &request)
-                });
+                ranker.shadow(
+                    routing,
+                    ranked.order(),
+                    request_id.as_deref(),
+                    move |shadow| {
+                        request.k = None;
+                        shadow_rank(shadow, &request)
+                    },
+                );
                 Ok(response)
             })
             .await

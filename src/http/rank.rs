@@ -206,11 +206,16 @@ fn rank(
             .map(str::to_owned);
         (encoded, ranked, request_id)
     };
-    ranker.shadow(routing, &ranked, request_id.as_deref(), move |shadow| {
-        let mut request = decode(&body, formats.0)?;
-        request.k = None;
-        shadow_rank(shadow, &request)
-    });
+    ranker.shadow(
+        routing,
+        ranked.order(),
+        request_id.as_deref(),
+        move |shadow| {
+            let mut request = decode(&body, formats.0)?;
+            request.k = None;
+            shadow_rank(shadow, &request)
+        },
+    );
     Ok(encoded)
 }
 

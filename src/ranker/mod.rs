@@ -1,6 +1,7 @@
 //! The ranking core, transport-neutral: the [`Ranker`] that every transport (HTTP, gRPC)
 //! shares (`state`: configuration, metrics, admission of ranking requests and scoring
-//! slots), the versions in service (`routing`: main, canary, shadow) and their reload, pin
+//! slots), one version in service (`serving`), the versions in service (`routing`: main,
+//! canary, shadow) and their reload, pin
 //! and rollout-policy control (`models`), shadow ranking (`shadow`), deadlines
 //! (`deadline`) and how they are spent (`budget`), a request as
 //! one typed value (`request`), feature assembly (`features`), the pipeline that ranks it
@@ -14,13 +15,15 @@ pub mod models;
 pub mod pipeline;
 pub mod request;
 pub mod routing;
+pub mod serving;
 pub mod shadow;
 mod state;
 
 pub use deadline::{Arrived, Deadline};
 pub use error::RankError;
-pub use models::{PinError, PolicyView, ReloadOutcome, RepositoryView, Serving};
+pub use models::{PinError, PolicyView, ReloadOutcome, RepositoryView};
 pub use pipeline::{rank_request, Ranked, RankedItem};
 pub use request::RankRequest;
 pub use routing::Routing;
+pub use serving::Serving;
 pub use state::{Admission, Ranker};

@@ -6,43 +6,15 @@
 //! stay in memory: a version it drops is freed once its last request ends.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::watch;
 
-use super::budget::Costs;
-use super::features::FeatureIndex;
 use super::routing::Routing;
-use crate::bundle::Bundle;
+use super::serving::Serving;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, PolicyError};
 use crate::repository::{Ignored, Scan, Scanner, VersionState, VersionStatus};
-
-/// One model version in service, with what requests need precomputed.
-#[derive(Debug)]
-pub struct Serving {
-    pub version: u64,
-    pub bundle: Bundle,
-    pub loaded_at: SystemTime,
-    pub(super) features: FeatureIndex,
-    /// What each model costs here, learned while this version serves.
-    pub(super) costs: Costs,
-}
-
-impl Serving {
-    pub fn new(version: u64, bundle: Bundle) -> Self {
-        let features = FeatureIndex::new(&bundle);
-        let costs = Costs::new(bundle.models.len());
-        Self {
-            version,
-            bundle,
-            loaded_at: SystemTime::now(),
-            features,
-            costs,
-        }
-    }
-}
 
 /// The repository as of the last reload, for readers: versions, ignored directories, pin,
 /// and the rollout policy.

@@ -10,8 +10,8 @@ use super::budget::{self, Costs, Degradation};
 use super::deadline::Deadline;
 use super::error::RankError;
 use super::features::{Batch, FeatureIndex};
-use super::models::Serving;
 use super::request::RankRequest;
+use super::serving::Serving;
 use super::state::Ranker;
 use crate::bundle::Profile;
 use crate::engine::{FeatureMatrix, Model};
@@ -252,9 +252,17 @@ pub fn rank_request(
 }
 
 /// Ranks `request` on a shadow version (DESIGN.md §9): the whole profile, no deadline, no
-/// metrics of live traffic.
-pub fn shadow_rank(serving: &Serving, request: &RankRequest<'_>) -> Result<Ranked, RankError> {
-    rank(serving, request, Conditions::default()).map(|(ranked, _)| ranked)
+/// metrics of live traffic; every candidate's index, best first (the request's `k` aside).
+pub fn shadow_rank(serving: &Serving, request: &RankRequest<'_>) -> Result<Vec<usize>, RankError> {
+    let (ranked, _) = rank(serving, request, Conditions::default())?;
+    Ok(ranked.items.iter().map(|i| i.index).collect())
+}
+
+impl Ranked {
+    /// The candidate indices answered, best first.
+    pub fn order(&self) -> Vec<usize> {
+        self.items.iter().map(|i| i.index).collect()
+    }
 }
 
 /// Ranks `request` on `serving` by its profile, without limits or metrics (those are

@@ -6,7 +6,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use super::models::Serving;
+use super::serving::Serving;
 use crate::policy::{bucket, BUCKETS};
 
 /// The loaded versions a request may meet, swapped in whole by a reload.

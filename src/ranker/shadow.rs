@@ -18,15 +18,14 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::error::RankError;
-use super::models::Serving;
-use super::pipeline::Ranked;
+use super::serving::Serving;
 use crate::metrics::Metrics;
 
 /// Shadow jobs waiting at most; more are skipped.
 const QUEUE: usize = 8;
 
-/// Ranks the request again on the given version, every candidate in order (no `k`).
-pub type ShadowRank = Box<dyn FnOnce(&Serving) -> Result<Ranked, RankError> + Send>;
+/// Ranks the request again on the given version: every candidate's index, best first.
+pub type ShadowRank = Box<dyn FnOnce(&Serving) -> Result<Vec<usize>, RankError> + Send>;
 
 /// One request to rank again.
 struct Job {
@@ -64,13 +63,13 @@ impl ShadowQueue {
     pub fn offer(
         &self,
         shadow: Arc<Serving>,
-        served: &Ranked,
+        served: Vec<usize>,
         request_id: Option<&str>,
         rank: ShadowRank,
     ) {
         let job = Job {
             shadow,
-            served: served.items.iter().map(|i| i.index).collect(),
+            served,
             request_id: request_id.map(str::to_owned),
             rank,
         };
@@ -108,7 +107,7 @@ fn work(queue: Receiver<Job>, slots: &Semaphore, waiting: &AtomicUsize, metrics:
         let ranked = catch_unwind(AssertUnwindSafe(|| rank(&shadow)))
             .unwrap_or_else(|_| Err(RankError::Internal("shadow ranking panicked".into())));
         let order: Vec<usize> = match ranked {
-            Ok(ranked) => ranked.items.iter().map(|i| i.index).collect(),
+            Ok(order) => order,
             Err(e) => {
                 count("failed");
                 tracing::debug!(version = shadow.version, request_id, error = %e, "shadow ranking failed");

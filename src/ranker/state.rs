@@ -11,9 +11,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use super::budget::{Learned, RESERVE};
 use super::deadline::Deadline;
 use super::error::RankError;
-use super::models::{self, PinError, ReloadOutcome, Serving};
-use super::pipeline::Ranked;
+use super::models::{self, PinError, ReloadOutcome};
 use super::routing::Routing;
+use super::serving::Serving;
 use super::shadow::{ShadowQueue, ShadowRank};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -250,9 +250,9 @@ impl Ranker {
     pub fn shadow(
         &self,
         routing: &Routing,
-        served: &Ranked,
+        served: Vec<usize>,
         request_id: Option<&str>,
-        rank: impl FnOnce(&Serving) -> Result<Ranked, RankError> + Send + 'static,
+        rank: impl FnOnce(&Serving) -> Result<Vec<usize>, RankError> + Send + 'static,
     ) {
         if let Some(shadow) = routing.shadow_for() {
             let rank: ShadowRank = Box::new(rank);
