@@ -381,3 +381,36 @@ async fn removing_the_canary_under_traffic_fails_no_request() {
     assert_eq!(policy["canary"]["disk"]["state"], "absent");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_version_the_policy_stops_naming_is_freed() {
+    let repo = repo_with(&[("1", "1"), ("2", "2"), ("3", "1")]);
+    write_policy(
+        repo.path(),
+        "[canary]\nversion = \"1\"\npercent = 10\n[shadow]\nversion = \"2\"\nsample = 0.5\n",
+    );
+    let server = common::start(common::test_config(repo.path())).await;
+    let routing = server.state.models.routing().expect("serving");
+    assert_eq!(routing.main.version, 3);
+    let canary = Arc::downgrade(&routing.canary.as_ref().expect("canary").0);
+    let shadow = Arc::downgrade(&routing.shadow.as_ref().expect("shadow").0);
+    drop(routing);
+
+    // Promoted: the file pins the canary's version; the shadow goes. The canary's copy is
+    // reused as the main version, the shadow's and the old main's are freed.
+    let main = Arc::downgrade(&server.state.models.serving().expect("serving"));
+    write_policy(repo.path(), "pin = \"1\"\n");
+    reload(&server.state).await;
+    let routing = server.state.models.routing().expect("serving");
+    assert!(Arc::ptr_eq(&routing.main, &canary.upgrade().expect("kept")));
+    assert!(routing.canary.is_none() && routing.shadow.is_none());
+    assert!(
+        shadow.upgrade().is_none(),
+        "the shadow version is still in memory"
+    );
+    assert!(
+        main.upgrade().is_none(),
+        "the old main version is still in memory"
+    );
+    server.shutdown().await;
+}

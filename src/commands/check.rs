@@ -111,3 +111,36 @@ pub fn policy(file: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_is_checked_with_the_versions_it_names() {
+        let repo = tempfile::tempdir().expect("temp dir");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gift/1");
+        let version = repo.path().join("1");
+        std::fs::create_dir(&version).expect("dir");
+        for file in ["direct.txt", "stage2.txt", "canary.csv", "bundle.toml"] {
+            std::fs::copy(shipped.join(file), version.join(file)).expect("copy");
+        }
+        let file = repo.path().join("serving.toml");
+        std::fs::write(&file, "pin = \"1\"\n").expect("write");
+        let mut out = Vec::new();
+        policy(&file, &mut out).expect("valid");
+        assert!(String::from_utf8(out)
+            .expect("text")
+            .contains("version 1: ok"));
+
+        std::fs::write(&file, "[canary]\nversion = \"2\"\npercent = 5\n").expect("write");
+        let error = policy(&file, &mut Vec::new()).expect_err("version 2 is absent");
+        assert!(
+            error.to_string().contains("version 2 cannot serve"),
+            "{error}"
+        );
+        std::fs::write(&file, "[shadow]\nversion = \"1\"\nsample = 2\n").expect("write");
+        let error = policy(&file, &mut Vec::new()).expect_err("out of range");
+        assert!(error.to_string().contains("shadow.sample = 2"), "{error}");
+    }
+}
