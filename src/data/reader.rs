@@ -100,14 +100,6 @@ impl<'m> Reader<'m> {
         }
     }
 
-    /// The number of rows, when the file says so up front (Parquet).
-    pub fn rows_hint(&self) -> Option<u64> {
-        match self.extent() {
-            Extent::Rows(rows) => Some(rows),
-            Extent::Bytes(_) => None,
-        }
-    }
-
     /// The number of distinct group values read so far.
     pub fn group_count(&self) -> usize {
         self.groups.len()

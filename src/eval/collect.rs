@@ -54,15 +54,10 @@ pub fn collect(
     scorers: &Scorers<'_>,
     mut progress: impl FnMut(u64),
 ) -> Result<Collected, CollectError> {
-    let expected = reader
-        .rows_hint()
-        .map_or(0, |rows| usize::try_from(rows).unwrap_or(0));
+    // Nothing is reserved from the row count a Parquet footer states: a damaged footer
+    // may state any number. The vectors grow as blocks arrive.
     let mut collected = Collected {
-        scores: scorers
-            .iter()
-            .map(|s| Vec::with_capacity(if s.is_some() { expected } else { 0 }))
-            .collect(),
-        labels: Vec::with_capacity(expected),
+        scores: scorers.iter().map(|_| Vec::new()).collect(),
         ..Collected::default()
     };
     let path = reader.path().to_owned();
