@@ -17,13 +17,13 @@
 //! - [`config`] — service configuration: defaults, file, environment, flags.
 //! - [`commands`] — the `check`, `score` and `bench` command-line tools, and `eval`'s driver.
 //! - [`eval`] — offline evaluation (`giftrank eval`): §7 metrics, tables, JSON and charts.
-//! - [`csv_input`] — CSV files (`.csv`, `.csv.gz`) of feature rows, read into model columns.
+//! - [`data`] — data files (`.csv`, `.csv.gz`, `.parquet`) read in blocks into model columns.
 //! - [`engine`] — LightGBM text models, loaded and checked once, scored exactly and fast.
 
 pub mod bundle;
 pub mod commands;
 pub mod config;
-pub mod csv_input;
+pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod grpc;

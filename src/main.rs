@@ -50,12 +50,12 @@ enum Command {
         #[arg(long, conflicts_with = "dir", value_name = "FILE")]
         policy: Option<PathBuf>,
     },
-    /// Print one score per CSV row (comma-separated class scores for multi-output models).
+    /// Print one score per data row (comma-separated class scores for multi-output models).
     Score {
         /// LightGBM text model (Booster.save_model).
         #[arg(long)]
         model: PathBuf,
-        /// CSV (or .csv.gz) with a header of feature names.
+        /// CSV (or .csv.gz) with a header of feature names, or Parquet (.parquet).
         #[arg(long)]
         data: PathBuf,
     },
@@ -64,12 +64,16 @@ enum Command {
         /// Bundle directory (any directory holding bundle.toml) whose models to evaluate.
         #[arg(long)]
         bundle: PathBuf,
-        /// Labelled CSV (or .csv.gz).
+        /// Labelled data: CSV, .csv.gz or Parquet (.parquet).
         #[arg(long)]
         data: PathBuf,
         /// The label column (e.g. the gift amount).
         #[arg(long)]
         label: String,
+        /// Rank each group of rows with the same value of this column (integers or text,
+        /// e.g. a session or request id) on its own and average the metrics over groups.
+        #[arg(long)]
+        group: Option<String>,
         /// Recall sizes to evaluate, comma-separated.
         #[arg(long, default_value = "50,100,200,500,1000")]
         m: String,
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
             bundle,
             data,
             label,
+            group,
             m,
             alpha,
             gates,
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
                 bundle,
                 data,
                 label,
+                group,
                 m,
                 alpha,
                 gates,

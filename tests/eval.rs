@@ -3,10 +3,12 @@
 //! cases hold by hand, the seed's Top-1% invariant holds for random inputs, and the command
 //! line writes the §7 JSON and charts and refuses bad input with a message naming it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-use giftrank::csv_input;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use giftrank::data::{self, Wanted};
 use giftrank::engine::{FeatureMatrix, Model};
 use giftrank::eval::metrics::{recall_rerank, top_k_size};
 use giftrank::eval::{
@@ -15,76 +17,21 @@ use giftrank::eval::{
 };
 use proptest::prelude::*;
 use serde_json::Value;
-
-const TOLERANCE: f64 = 1e-9;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eval")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Same JSON, numbers within `TOLERANCE` (integers exactly), same keys in every object.
-fn assert_json_close(actual: &Value, expected: &Value, at: &str) {
-    match (actual, expected) {
-        (Value::Number(a), Value::Number(e)) if e.is_u64() => {
-            assert_eq!(a.as_u64(), e.as_u64(), "{at}: integer")
-        }
-        (Value::Number(a), Value::Number(e)) => {
-            let (a, e) = (a.as_f64().unwrap(), e.as_f64().unwrap());
-            assert!((a - e).abs() <= TOLERANCE, "{at}: {a} vs expected {e}");
-        }
-        (Value::Array(a), Value::Array(e)) => {
-            assert_eq!(a.len(), e.len(), "{at}: array length");
-            for (i, (a, e)) in a.iter().zip(e).enumerate() {
-                assert_json_close(a, e, &format!("{at}[{i}]"));
-            }
-        }
-        (Value::Object(a), Value::Object(e)) => {
-            let mut a_keys: Vec<&String> = a.keys().collect();
-            let mut e_keys: Vec<&String> = e.keys().collect();
-            a_keys.sort();
-            e_keys.sort();
-            assert_eq!(a_keys, e_keys, "{at}: keys");
-            for (key, e) in e {
-                assert_json_close(&a[key], e, &format!("{at}.{key}"));
-            }
-        }
-        _ => assert_eq!(actual, expected, "{at}"),
-    }
-}
-
-fn as_vec(value: &Value) -> Vec<f64> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number"))
-        .collect()
-}
-
-fn m_list(value: &Value) -> Vec<usize> {
-    value
-        .as_array()
-        .expect("m_list")
-        .iter()
-        .map(|v| v.as_u64().expect("m") as usize)
-        .collect()
-}
-
-fn json_of(evaluation: &Evaluation) -> Value {
-    serde_json::from_str(&report::json(evaluation)).expect("report::json is valid JSON")
-}
+use support::{
+    as_vec, assert_json_close, fixtures, giftrank, json_of, m_list, path_str, read_json, text,
+    Scratch,
+};
 
 // --- The independent reference -------------------------------------------------------
 
 #[test]
 fn scores_fixture_matches_the_python_reference() {
-    let loaded = csv_input::read(&fixtures().join("scores.csv"), &[], &["label", "d", "s"])
-        .expect("scores.csv");
+    let wanted = Wanted {
+        models: &[],
+        numeric: &["label", "d", "s"],
+        group: None,
+    };
+    let loaded = data::read_all(&fixtures().join("scores.csv"), &wanted).expect("scores.csv");
     let [y, d, s] = <[Vec<f64>; 3]>::try_from(loaded.columns).expect("three columns");
     let mut expected = read_json(&fixtures().join("scores_expected.json"));
     let ms = m_list(&expected["m_list"]);
@@ -409,7 +356,12 @@ proptest! {
 #[test]
 fn threaded_scoring_equals_one_batch() {
     let model = Model::from_file(&fixtures().join("bundle/1/direct.txt")).expect("model");
-    let loaded = csv_input::read(&fixtures().join("data.csv"), &[&model], &[]).expect("data");
+    let wanted = Wanted {
+        models: &[&model],
+        numeric: &[],
+        group: None,
+    };
+    let loaded = data::read_all(&fixtures().join("data.csv"), &wanted).expect("data");
     let rows = &loaded.matrices[0];
     // 20,000 rows (several chunks per thread) cycling through the fixture rows.
     let values: Vec<f64> = (0..20_000)
@@ -470,6 +422,7 @@ fn charts_survive_degenerate_results() {
             fusion: Vec::new(),
             profiles: Vec::new(),
             default_profile: None,
+            groups: None,
         };
         let dir = scratch.0.join(i.to_string());
         let charts = plots::Charts {
@@ -485,39 +438,6 @@ fn charts_survive_degenerate_results() {
 }
 
 // --- The command line ----------------------------------------------------------------------
-
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("giftrank-eval-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn giftrank(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_giftrank"))
-        .args(args)
-        .output()
-        .expect("giftrank runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
 
 #[test]
 fn cli_matches_reference_and_writes_tables_json_and_charts() {

@@ -7,7 +7,8 @@ The metrics here are computed with numpy, ``scipy.stats.spearmanr`` and
 
 * every ranking is a ``numpy.lexsort`` on explicit keys (score descending, then row index;
   for recall-rerank: Stage2 descending, Direct descending, row index);
-* ``ndcg100`` is ``ndcg_score([y], [-position], k=100)``. sklearn averages the gains of tied
+* ``ndcg100`` is ``ndcg_score([y], [-position], k=100)`` (for a single row, which sklearn
+  refuses, the formula below). sklearn averages the gains of tied
   scores (``ignore_ties=False``), which is not section 7's "lower row index first", so the
   ranking is handed to sklearn as the distinct scores ``-position`` (position 0 is best):
   then sklearn's DCG is exactly section 7's sum over the first 100 positions of
@@ -19,18 +20,35 @@ The metrics here are computed with numpy, ``scipy.stats.spearmanr`` and
 * ``top{K}`` and ``recall{K}`` are set intersections with k = ceil(K*N/100) (integer
   arithmetic) and the true Top-K% = the first k rows by y descending, then row index.
 
+With ``--group`` (section 7) each group of rows is evaluated on its own by the same
+``evaluate`` and every metric is averaged over the groups whose label sum is > 0; Spearman
+over those groups where spearmanr is defined (not NaN: labels and positions both vary).
+
 Files written (all deterministic: fixed seeds, ``num_threads=1``, ``deterministic=True``)::
 
-    scores.csv             label,d,s: 3,037 rows of given scores with ties in d, s and label
+    scores.csv             label,d,s,group: 3,037 rows of given scores with ties in d, s and
+                           label, in 384 groups (300 of one row, one of three equal positive
+                           labels, the rest of 2 to 150 rows, rows of a group scattered)
     scores_expected.json   section 7 JSON for scores.csv at the M list in its "m_list" key
+    scores_grouped_expected.json   the same with --group group
     edge_cases.json        small cases (all-zero labels, N < 100, M > N, ties, N = 2 ...):
                            inputs d, s, y, the M list and the expected section 7 JSON
+    group_cases.json       small grouped cases (groups of one row, all-zero groups, no
+                           positive group at all, one group, ties, constant positive labels):
+                           inputs d, s, y, groups, the M list and the expected JSON
     bundle/1/              a tiny model bundle (bundle.toml, direct.txt, stage2.txt) trained
                            with LightGBM; the two models use different feature lists
     data.csv               1,537 labelled rows for that bundle (features with missing cells,
-                           label column gift_amount)
+                           label column gift_amount, group column session_id)
+    data.parquet           the same rows as Parquet, written by pandas with pyarrow: integer
+                           and boolean columns, float columns with nulls, session_id as a
+                           pandas category (dictionary of strings), zstd, row groups of 400
     data_expected.json     section 7 JSON of ``giftrank eval`` on data.csv with the default
                            M list, scores from LightGBM's ``Booster.predict``
+    data_grouped_expected.json     the same with --group session_id
+
+Groups are drawn from a random generator of their own (seed GROUP_SEED), so adding them
+changed no other number in these files.
 
 Run from the repository root with the pinned versions of ``tools/requirements.txt``::
 
@@ -48,12 +66,14 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from scipy.stats import ConstantInputWarning, spearmanr
 from sklearn.metrics import ndcg_score
 
 SCORES_M_LIST = [1, 7, 30, 31, 50, 100, 152, 200, 500, 1000, 3037, 5000]
 DEFAULT_M_LIST = [50, 100, 200, 500, 1000]
 BUNDLE_DEFAULT_M = 200  # default_m of the fixture bundle (bundle/1/bundle.toml)
+GROUP_SEED = 20260110
 
 
 # ---------------------------------------------------------------------------------------
@@ -93,8 +113,9 @@ def ranking_metrics(y: np.ndarray, order: np.ndarray, truth: dict) -> dict:
     position[order] = np.arange(n)
     score = -position.astype(np.float64)  # distinct: sklearn's tie averaging never applies
 
-    ndcg = float(ndcg_score(y[np.newaxis, :], score[np.newaxis, :], k=100))
     check = direct_ndcg(y, order)
+    # sklearn refuses a single document (a group of one row); there the formula stands alone.
+    ndcg = float(ndcg_score(y[np.newaxis, :], score[np.newaxis, :], k=100)) if n > 1 else check
     if abs(ndcg - check) > 1e-12:
         raise SystemExit(f"sklearn ndcg_score {ndcg!r} != section 7 formula {check!r}")
 
@@ -132,6 +153,47 @@ def evaluate(d: np.ndarray, s: np.ndarray, y: np.ndarray, m_list: list[int]) -> 
         entry.update(ranking_metrics(y, recall_rerank_order(d, s, m), truth))
         methods.append(entry)
     return {"n": n, "methods": methods}
+
+
+RANKING_KEYS = ("top1", "top5", "ndcg100")
+RECALL_KEYS = ("recall1", "recall5")
+
+
+def evaluate_grouped(d: np.ndarray, s: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                     m_list: list[int]) -> dict:
+    """Section 7 with --group: ``evaluate`` on each group's rows (in row order), then each
+    metric's mean over the groups whose label sum is > 0 (0 when there is none), Spearman's
+    over those of them where it is defined (null when there is none)."""
+    _, first = np.unique(groups, return_index=True)
+    per_group = []
+    for value in groups[np.sort(first)]:
+        rows = np.flatnonzero(groups == value)
+        if y[rows].sum() > 0:
+            per_group.append(evaluate(d[rows], s[rows], y[rows], m_list))
+    names = [("direct", None), ("stage2", None)] + [("recall_rerank", m) for m in m_list]
+    methods = []
+    for j, (name, m) in enumerate(names):
+        rows = [g["methods"][j] for g in per_group]
+        entry = {"name": name, "m": m}
+        keys = (RECALL_KEYS if m is not None else ()) + RANKING_KEYS
+        for key in keys:
+            entry[key] = float(np.mean([r[key] for r in rows])) if rows else 0.0
+        defined = [r["spearman"] for r in rows if r["spearman"] is not None]
+        entry["spearman"] = float(np.mean(defined)) if defined else None
+        methods.append(entry)
+    return {"n": len(y), "groups": len(first), "groups_used": len(per_group),
+            "sizes_used": [int(np.sum(groups == v)) for v in groups[np.sort(first)]
+                           if y[groups == v].sum() > 0],
+            "methods": methods}
+
+
+def grouped_profile_row(expected: dict, default_m: int) -> dict:
+    """``profile:default`` with --group: recall_rerank at default_m, |R| = min(default_m,
+    N) averaged over the groups averaged."""
+    sizes = expected.pop("sizes_used")
+    row = default_profile_row(expected, default_m, 0)
+    row["recall_size"] = float(np.mean([min(default_m, n) for n in sizes])) if sizes else 0.0
+    return row
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,7 +247,76 @@ def edge_cases(rng: np.random.Generator) -> list[dict]:
     return cases
 
 
-def bundle_fixture(out: Path, rng: np.random.Generator) -> None:
+def score_groups(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Group names for the scores fixture: three rows with label 1 in one group (equal
+    positive labels: no Spearman), 300 groups of one row, the rest in groups of 2 to 150
+    rows; every group's rows scattered over the file; names in no particular order."""
+    n = len(y)
+    ids = np.full(n, -1)
+    equal = np.flatnonzero(y == 1.0)[:3]
+    ids[equal] = 0
+    rest = rng.permutation(np.setdiff1d(np.arange(n), equal))
+    ids[rest[:300]] = np.arange(1, 301)
+    position, group = 300, 301
+    while position < len(rest):
+        size = int(rng.choice([2, 3, 5, 8, 13, 40, 150]))
+        ids[rest[position:position + size]] = group
+        position, group = position + size, group + 1
+    names = rng.permutation(group)
+    return np.array([f"g{names[i]:04d}" for i in ids])
+
+
+def group_cases(rng: np.random.Generator) -> list[dict]:
+    cases = []
+
+    def add(name, d, s, y, groups, m_list):
+        d, s, y = (np.asarray(v, dtype=np.float64) for v in (d, s, y))
+        cases.append({"name": name, "d": d, "s": s, "y": y, "groups": np.asarray(groups),
+                      "m": m_list})
+
+    n = 40
+    add("groups_of_one_row", np.round(rng.random(n), 1), np.round(rng.random(n), 1),
+        gift_labels(rng, n, 0.4), np.arange(n), [1, 2, 5])
+    n = 120
+    groups = rng.integers(0, 12, n)
+    y = gift_labels(rng, n, 0.15)
+    y[np.isin(groups, [0, 3, 7])] = 0.0  # three groups with labels all zero
+    add("all_zero_groups", np.round(rng.random(n), 1), rng.integers(0, 3, n), y, groups,
+        [1, 3, 10, 50])
+    n = 30
+    add("no_positive_group", rng.random(n), rng.random(n), np.zeros(n), rng.integers(0, 4, n),
+        [1, 5])
+    n = 205
+    add("one_group", rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n),
+        np.full(n, 7), [1, 3, 11, 205, 206])
+    n = 90
+    add("ties_in_groups", rng.integers(0, 3, n), rng.integers(0, 3, n), rng.integers(0, 3, n),
+        rng.integers(0, 9, n), [1, 2, 4, 100])
+    n = 24
+    y = gift_labels(rng, n, 0.5)
+    groups = np.repeat(np.arange(6), 4)
+    y[groups == 2] = 5.0  # labels equal and positive: no Spearman in that group
+    y[20:] = [0.0, 0.0, 0.0, 3.0]  # positions vary, labels too
+    add("constant_positive_group", rng.random(n), rng.random(n), y, groups, [1, 2])
+    n = 60
+    add("two_rows_per_group", np.round(rng.random(n), 1), np.round(rng.random(n), 1),
+        gift_labels(rng, n, 0.3), np.arange(n) // 2, [1, 2])
+    return cases
+
+
+def sessions(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Session ids for data.csv: groups of 1 to 25 rows scattered over the file."""
+    ids = np.empty(n, dtype=np.int64)
+    rows = rng.permutation(n)
+    position, session = 0, 0
+    while position < n:
+        size = int(rng.choice([1, 1, 1, 2, 3, 4, 6, 10, 25]))
+        ids[rows[position:position + size]] = session
+        position, session = position + size, session + 1
+    return ids
+
+
+def bundle_fixture(out: Path, rng: np.random.Generator, group_rng: np.random.Generator) -> None:
     """Trains the tiny Direct / Stage2 pair and writes bundle/1 and data.csv."""
     direct_features = ["user_level", "follows", "watch_minutes", "gift_rate"]
     stage2_features = ["user_level", "wealth", "watch_minutes"]
@@ -240,13 +371,15 @@ def bundle_fixture(out: Path, rng: np.random.Generator) -> None:
     )
 
     x, y = rows(1537)
-    columns = ["row_id", *all_features, "gift_amount"]
+    session = sessions(group_rng, len(y))
+    columns = ["row_id", *all_features, "gift_amount", "session_id"]
     with open(out / "data.csv", "w") as f:
         f.write(",".join(columns) + "\n")
         for i in range(len(y)):
             cells = [str(i)] + ["" if math.isnan(x[c][i]) else repr(float(x[c][i]))
-                                for c in all_features] + [repr(float(y[i]))]
+                                for c in all_features] + [repr(float(y[i])), str(session[i])]
             f.write(",".join(cells) + "\n")
+    write_parquet(out / "data.parquet", x, y, session)
 
     # Score the rows as written (parsed back from the CSV text) with LightGBM itself.
     d = direct.predict(matrix(x, direct_features))
@@ -254,6 +387,27 @@ def bundle_fixture(out: Path, rng: np.random.Generator) -> None:
     expected = evaluate(d, s, y, DEFAULT_M_LIST)
     expected["methods"].append(default_profile_row(expected, BUNDLE_DEFAULT_M, len(y)))
     write_json(out / "data_expected.json", expected)
+    grouped = evaluate_grouped(d, s, y, session, DEFAULT_M_LIST)
+    grouped["methods"].append(grouped_profile_row(grouped, BUNDLE_DEFAULT_M))
+    write_json(out / "data_grouped_expected.json", grouped)
+
+
+def write_parquet(path: Path, x: dict, y: np.ndarray, session: np.ndarray) -> None:
+    """data.csv's rows as pandas writes them to Parquet: whole-number features as int64,
+    ``follows`` as bool, the rest float64 (NaN written as null), session_id as a pandas
+    category of strings; zstd, row groups of 400 rows."""
+    frame = pd.DataFrame({
+        "row_id": np.arange(len(y), dtype=np.int64),
+        "user_level": x["user_level"].astype(np.int64),
+        "follows": x["follows"] > 0,
+        "watch_minutes": x["watch_minutes"],
+        "gift_rate": x["gift_rate"],
+        "wealth": x["wealth"],
+        "gift_amount": y,
+        "session_id": pd.Categorical([str(v) for v in session]),
+    })
+    frame.to_parquet(path, engine="pyarrow", compression="zstd", index=False,
+                     row_group_size=400)
 
 
 def default_profile_row(expected: dict, default_m: int, n: int) -> dict:
@@ -279,14 +433,19 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20260109)
+    group_rng = np.random.default_rng(GROUP_SEED)
 
     f = scores_fixture(rng)
+    f["group"] = score_groups(group_rng, f["y"])
     with open(args.out / "scores.csv", "w") as out:
-        out.write("label,d,s\n")
-        for y, d, s in zip(f["y"], f["d"], f["s"]):
-            out.write(f"{float(y)!r},{float(d)!r},{float(s)!r}\n")
+        out.write("label,d,s,group\n")
+        for y, d, s, g in zip(f["y"], f["d"], f["s"], f["group"]):
+            out.write(f"{float(y)!r},{float(d)!r},{float(s)!r},{g}\n")
     expected = evaluate(f["d"], f["s"], f["y"], SCORES_M_LIST)
     write_json(args.out / "scores_expected.json", {"m_list": SCORES_M_LIST, **expected})
+    grouped = evaluate_grouped(f["d"], f["s"], f["y"], f["group"], SCORES_M_LIST)
+    grouped.pop("sizes_used")
+    write_json(args.out / "scores_grouped_expected.json", {"m_list": SCORES_M_LIST, **grouped})
 
     cases = []
     for case in edge_cases(rng):
@@ -300,9 +459,25 @@ def main() -> None:
         })
     write_json(args.out / "edge_cases.json", cases)
 
-    bundle_fixture(args.out, rng)
-    print(f"wrote {args.out}/: scores.csv, scores_expected.json, edge_cases.json, "
-          "bundle/1/, data.csv, data_expected.json")
+    cases = []
+    for case in group_cases(group_rng):
+        expected = evaluate_grouped(case["d"], case["s"], case["y"], case["groups"], case["m"])
+        expected.pop("sizes_used")
+        cases.append({
+            "name": case["name"],
+            "d": case["d"].tolist(),
+            "s": case["s"].tolist(),
+            "y": case["y"].tolist(),
+            "groups": case["groups"].tolist(),
+            "m_list": case["m"],
+            "expected": expected,
+        })
+    write_json(args.out / "group_cases.json", cases)
+
+    bundle_fixture(args.out, rng, group_rng)
+    print(f"wrote {args.out}/: scores.csv, scores_expected.json, scores_grouped_expected.json, "
+          "edge_cases.json, group_cases.json, bundle/1/, data.csv, data.parquet, "
+          "data_expected.json, data_grouped_expected.json")
 
 
 if __name__ == "__main__":

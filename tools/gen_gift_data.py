@@ -14,6 +14,12 @@ Everything is numeric; categorical features are integer codes, never strings:
 
     user_id, streamer_id        entity ids (not model features)
     timestamp                   unix seconds, 30 days from 2025-05-05 (only for the time split)
+    session_id                  one user's impressions on one calendar day (UTC): what one
+                                ranking request would have ranked together, the group column
+                                of ``giftrank eval --group session_id``; numbered 0, 1, ... in
+                                order of each session's first impression. Derived from user_id
+                                and timestamp, it draws no random numbers, so every other
+                                column is what it was before it was added (not a model feature)
     user_level                  1..60, grows with the user's latent wealth
     user_account_age_days       1..3650
     user_gift_count_30d         gifts the user sent in the last 30 days
@@ -247,6 +253,9 @@ def generate(n_rows: int = 1_000_000, seed: int = 20260109, with_latents: bool =
     if with_latents:
         df["_whale"], df["_p_gift"], df["_zw"], df["_zp"] = whale, p_gift, zw[uid], zp[uid]
     df = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    day = (df["timestamp"].to_numpy() - START_EPOCH) // 86400
+    session_key = df["user_id"].to_numpy().astype(np.int64) * DAYS + day
+    df.insert(3, "session_id", pd.factorize(session_key)[0].astype(np.int64))
     return df
 
 

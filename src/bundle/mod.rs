@@ -9,7 +9,7 @@ pub use spec::{Profile, Source};
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::csv_input;
+use crate::data::{self, Location, Wanted};
 use crate::engine::{FeatureMatrix, Model, ModelError};
 
 /// The file whose presence makes a version directory complete; written last.
@@ -154,8 +154,18 @@ impl Bundle {
             .map(|m| format!("expected_{}", m.name))
             .collect();
         let expected_refs: Vec<&str> = expected.iter().map(String::as_str).collect();
-        let loaded = csv_input::read(path, &self.model_refs(), &expected_refs)
-            .map_err(|e| BundleError::Canary(e.to_string()))?;
+        let wanted = Wanted {
+            models: &self.model_refs(),
+            numeric: &expected_refs,
+            group: None,
+        };
+        let loaded =
+            data::read_all(path, &wanted).map_err(|e| BundleError::Canary(e.to_string()))?;
+        // Rows count from 1; a CSV row's line is one more (the header is line 1).
+        let at = |row: usize| Location {
+            row: row as u64,
+            line: (!data::is_parquet(path)).then_some(row as u64 + 2),
+        };
         if loaded.num_rows == 0 {
             return Err(BundleError::Canary(format!(
                 "{} has no rows",
@@ -169,16 +179,14 @@ impl Bundle {
             for (row, (&got, &want)) in scores.iter().zip(&loaded.columns[m]).enumerate() {
                 if !got.is_finite() {
                     return Err(BundleError::Canary(format!(
-                        "row {} (line {}): {name} score is {got}",
-                        row + 1,
-                        row + 2
+                        "{}: {name} score is {got}",
+                        at(row)
                     )));
                 }
                 if !within(got, want, tolerance) {
                     return Err(BundleError::Canary(format!(
-                        "row {} (line {}): {name} scores {got:?}, expected_{name} is {want:?} (tolerance {tolerance:e})",
-                        row + 1,
-                        row + 2
+                        "{}: {name} scores {got:?}, expected_{name} is {want:?} (tolerance {tolerance:e})",
+                        at(row)
                     )));
                 }
             }

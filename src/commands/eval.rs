@@ -1,7 +1,8 @@
 //! `giftrank eval`: the seed experiment's tables on labelled data (DESIGN.md §7). Loads
-//! the bundle and the CSV, scores every row with every model a profile uses and hands the
-//! scores to `crate::eval` for the metrics, profile and fusion rows, gates, tables, JSON
-//! and charts.
+//! the bundle, opens the data file, has `eval::collect` read and score its rows block by
+//! block with every model a profile uses, and hands the scores to `crate::eval` for the
+//! metrics (all rows one ranking, or one ranking per `--group`), profile and fusion rows,
+//! gates, tables, JSON and charts.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,21 +10,26 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::progress::Progress;
 use crate::bundle::Bundle;
-use crate::csv_input;
+use crate::data::{Reader, Wanted};
 use crate::engine::Model;
+use crate::eval::collect::{self, Collected};
 use crate::eval::gate::{self, Gate};
-use crate::eval::{self, metrics, plots, profiles, report, scoring, EvalError};
+use crate::eval::groups::{self, Groups};
+use crate::eval::{self, metrics, plots, profiles, report, Evaluation};
 
 /// Arguments of `giftrank eval`.
 #[derive(Debug, Clone)]
 pub struct EvalArgs {
     /// Version directory holding bundle.toml and its models.
     pub bundle: PathBuf,
-    /// Labelled CSV (or .csv.gz).
+    /// Labelled data: CSV, .csv.gz or Parquet.
     pub data: PathBuf,
     /// Name of the label column.
     pub label: String,
+    /// The group column, when each group of rows is one ranking.
+    pub group: Option<String>,
     /// The comma-separated M list, as given (e.g. "50,100,200,500,1000").
     pub m: String,
     /// The comma-separated fusion alpha list, if any (e.g. "0,0.5,1").
@@ -91,62 +97,45 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         });
     }
     let readers: Vec<&Model> = layouts.iter().map(|&i| bundle.model(i)).collect();
-    let mut loaded = csv_input::read(&args.data, &readers, &[args.label.as_str()])?;
-    let mut warned = Vec::new();
-    for name in loaded.absent_features.iter().flatten() {
-        if !warned.contains(name) {
-            eprintln!(
-                "warning: no column `{name}` in {}: that feature is missing in every row",
-                args.data.display()
-            );
-            warned.push(name.clone());
-        }
-    }
+    let wanted = Wanted {
+        models: &readers,
+        numeric: &[args.label.as_str()],
+        group: args.group.as_deref(),
+    };
+    let reader = Reader::open(&args.data, &wanted)?;
+    super::warn_absent(&args.data, &reader.absent_features());
+    let scorers: Vec<Option<(&Model, usize)>> = (0..bundle.models.len())
+        .map(|i| used[i].then(|| (bundle.model(i), layout_of[i])))
+        .collect();
+    let bar = Progress::reading(reader.extent(), "reading and scoring");
+    let collected = collect::collect(reader, &args.label, &scorers, |at| bar.set(at))?;
+    bar.finish();
     anyhow::ensure!(
-        loaded.num_rows > 0,
-        "{}: no data rows (only a header): nothing to evaluate",
+        !collected.labels.is_empty(),
+        "{}: no data rows: nothing to evaluate",
         args.data.display()
     );
-    let labels = loaded.columns.swap_remove(0);
-    metrics::check_labels(&labels).map_err(|e| match e {
-        EvalError::Label { row, value } => anyhow::anyhow!(
-            "{}: label column `{}`, row {} (line {}): the label is {}",
-            args.data.display(),
-            args.label,
-            row + 1,
-            row + 2,
-            metrics::describe_label(value)
-        ),
-        other => other.into(),
-    })?;
     let read_time = started.elapsed();
 
-    let scores: Vec<Vec<f64>> = (0..bundle.models.len())
-        .map(|i| {
-            if used[i] {
-                scoring::score_rows(bundle.model(i), &loaded.matrices[layout_of[i]], None)
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
-    drop(loaded);
-    let score_time = started.elapsed() - read_time;
-
-    let (d, s) = (&scores[score_model], &scores[rerank_model]);
-    let truth = metrics::Truth::new(&labels);
-    let mut evaluation = metrics::evaluate_with(&truth, d, s, &labels, &ms)?;
-    evaluation.fusion = profiles::fusion(&truth, &labels, d, s, &ms, &alphas);
-    evaluation.profiles = profiles::profiles(&truth, &labels, &bundle.profiles, &scores);
+    let spinner = Progress::working("ranking and measuring");
+    let mut evaluation = measure(&bundle, &collected, args, &ms, &alphas)?;
+    spinner.finish();
     evaluation.default_profile = Some(bundle.default_profile().name.clone());
     eprintln!(
-        "eval: read {} rows in {:.1} s, scored them with {} models in {:.1} s, ranked and measured {} methods in {:.1} s",
+        "eval: read and scored {} rows with {} models in {:.1} s, ranked and measured {} methods{} in {:.1} s",
         evaluation.n,
-        read_time.as_secs_f64(),
         used.iter().filter(|&&u| u).count(),
-        score_time.as_secs_f64(),
+        read_time.as_secs_f64(),
         report::method_rows(&evaluation).len(),
-        (started.elapsed() - read_time - score_time).as_secs_f64()
+        evaluation
+            .groups
+            .as_ref()
+            .map_or(String::new(), |g| format!(" over {} groups", g.used)),
+        (started.elapsed() - read_time).as_secs_f64()
+    );
+    let (d, s) = (
+        &collected.scores[score_model],
+        &collected.scores[rerank_model],
     );
 
     let default_m = bundle.default_profile().first_m().unwrap_or(0);
@@ -200,6 +189,36 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(GateFailed(bundle.default_profile().name.clone()).into());
     }
     Ok(())
+}
+
+/// Every method row: over all rows as one ranking, or with `--group` one ranking per group.
+fn measure(
+    bundle: &Bundle,
+    collected: &Collected,
+    args: &EvalArgs,
+    ms: &[usize],
+    alphas: &[f64],
+) -> anyhow::Result<Evaluation> {
+    let (score_model, rerank_model) = reference_pair(bundle);
+    let (y, scores) = (&collected.labels, &collected.scores);
+    if let Some(column) = &args.group {
+        let groups = Groups::new(&collected.groups, collected.group_count)?;
+        let inputs = groups::Inputs {
+            y,
+            scores,
+            pair: (score_model, rerank_model),
+            ms,
+            alphas,
+            profiles: &bundle.profiles,
+        };
+        return Ok(groups::evaluate(&groups, &inputs, column));
+    }
+    let (d, s) = (&scores[score_model], &scores[rerank_model]);
+    let truth = metrics::Truth::new(y);
+    let mut evaluation = metrics::evaluate_with(&truth, d, s, y, ms)?;
+    evaluation.fusion = profiles::fusion(&truth, y, d, s, ms, alphas);
+    evaluation.profiles = profiles::profiles(&truth, y, &bundle.profiles, scores);
+    Ok(evaluation)
 }
 
 /// The models behind the `direct`, `stage2`, `recall_rerank` and `fusion` rows: the

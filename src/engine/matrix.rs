@@ -76,6 +76,12 @@ impl FeatureMatrix {
         &self.values[row * self.num_features..(row + 1) * self.num_features]
     }
 
+    /// Appends the rows of `other`, which has the same number of features.
+    pub fn append(&mut self, other: &FeatureMatrix) {
+        debug_assert_eq!(self.num_features, other.num_features);
+        self.values.extend_from_slice(&other.values);
+    }
+
     /// Rows `range` as a matrix of their own (copies).
     pub fn rows(&self, range: std::ops::Range<usize>) -> Self {
         Self {

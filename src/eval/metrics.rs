@@ -85,10 +85,11 @@ pub struct ProfileMetrics {
     pub metrics: RankingMetrics,
 }
 
-/// A recalled set's size and how much of the true Top-1% and Top-5% it holds.
+/// A recalled set's size and how much of the true Top-1% and Top-5% it holds (with
+/// `--group`, the means over the groups averaged).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coverage {
-    pub size: usize,
+    pub size: f64,
     pub recall1: f64,
     pub recall5: f64,
 }
@@ -110,6 +111,19 @@ pub struct Evaluation {
     pub profiles: Vec<ProfileMetrics>,
     /// The name of the bundle's default profile, when profiles were evaluated.
     pub default_profile: Option<String>,
+    /// With `--group`: how many groups there are and how many the metrics average.
+    pub groups: Option<GroupCounts>,
+}
+
+/// The groups of a grouped evaluation (DESIGN.md §7 `--group`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupCounts {
+    /// The group column.
+    pub column: String,
+    /// Distinct values of it.
+    pub groups: usize,
+    /// Groups whose label sum is > 0: every metric but Spearman is their mean.
+    pub used: usize,
 }
 
 /// k = ceil(K·N/100): the size of the Top-K% for N rows.
@@ -158,8 +172,8 @@ pub fn evaluate_with(
             let recalled = &direct_order[..m.min(y.len())];
             RecallRerankMetrics {
                 m,
-                recall1: truth.coverage(recalled, truth.k1),
-                recall5: truth.coverage(recalled, truth.k5),
+                recall1: truth.coverage(recalled, TOP1),
+                recall5: truth.coverage(recalled, TOP5),
                 metrics: truth.metrics(y, &order),
             }
         })
@@ -173,6 +187,7 @@ pub fn evaluate_with(
         fusion: Vec::new(),
         profiles: Vec::new(),
         default_profile: None,
+        groups: None,
     })
 }
 
@@ -208,15 +223,21 @@ fn rerank_top(direct_order: &[usize], s: &[f64], m: usize) -> Vec<usize> {
     order
 }
 
+/// [`Truth`]'s tiers: in the true Top-1%, in the true Top-5% but not the Top-1%, neither.
+const TOP1: u8 = 0;
+const TOP5: u8 = 1;
+const OUTSIDE: u8 = 2;
+
 /// What every ranking is measured against: the true Top-K% sets, the label ranks and the
 /// ideal DCG. Built once per set of labels, shared by every ranking of them.
 #[derive(Debug)]
 pub struct Truth {
     k1: usize,
     k5: usize,
-    /// Per row, its position when rows are sorted by y descending (ties: lower index);
-    /// row i is in the true Top-K% when `label_position[i] < k`.
-    label_position: Vec<usize>,
+    /// Per row, whether it is in the true Top-1% ([`TOP1`]), else in the true Top-5%
+    /// ([`TOP5`]), else neither: the rows sorted by y descending (ties: lower index), cut
+    /// at k1 and k5. One byte per row.
+    tier: Vec<u8>,
     /// Per row, twice its average ascending rank of y minus (N + 1): an exact integer.
     centred_rank2: Vec<i64>,
     /// Σ `centred_rank2`², exactly.
@@ -231,9 +252,10 @@ impl Truth {
     pub fn new(y: &[f64]) -> Self {
         let n = y.len();
         let by_label = rank_by(y);
-        let mut label_position = vec![0; n];
-        for (position, &row) in by_label.iter().enumerate() {
-            label_position[row] = position;
+        let (k1, k5) = (top_k_size(1, n), top_k_size(5, n));
+        let mut tier = vec![OUTSIDE; n];
+        for (position, &row) in by_label.iter().enumerate().take(k5) {
+            tier[row] = if position < k1 { TOP1 } else { TOP5 };
         }
         // A group of equal labels at descending positions [a, b) holds the ascending ranks
         // N-b+1 ..= N-a, whose average is (2N - a - b + 1) / 2; twice it minus (N + 1)
@@ -266,9 +288,9 @@ impl Truth {
             ideal_dcg = dcg(y, &by_label, gain_scale);
         }
         Self {
-            k1: top_k_size(1, n),
-            k5: top_k_size(5, n),
-            label_position,
+            k1,
+            k5,
+            tier,
             centred_rank2,
             sum_sq_label,
             gain_scale,
@@ -279,17 +301,18 @@ impl Truth {
     /// The size of `rows` and the share of the true Top-1% and Top-5% it holds.
     pub fn recall(&self, rows: &[usize]) -> Coverage {
         Coverage {
-            size: rows.len(),
-            recall1: self.coverage(rows, self.k1),
-            recall5: self.coverage(rows, self.k5),
+            size: rows.len() as f64,
+            recall1: self.coverage(rows, TOP1),
+            recall5: self.coverage(rows, TOP5),
         }
     }
 
-    /// |rows ∩ true Top-k| / k.
-    fn coverage(&self, rows: &[usize], k: usize) -> f64 {
+    /// |rows ∩ true Top-K%| / k for `deepest` = [`TOP1`] (K = 1) or [`TOP5`] (K = 5).
+    fn coverage(&self, rows: &[usize], deepest: u8) -> f64 {
+        let k = if deepest == TOP1 { self.k1 } else { self.k5 };
         let hits = rows
             .iter()
-            .filter(|&&row| self.label_position[row] < k)
+            .filter(|&&row| self.tier[row] <= deepest)
             .count();
         hits as f64 / k as f64
     }
@@ -297,8 +320,8 @@ impl Truth {
     /// The four metrics of the ranking `order` (all N row indices, best first) of `y`.
     pub fn metrics(&self, y: &[f64], order: &[usize]) -> RankingMetrics {
         RankingMetrics {
-            top1: self.coverage(&order[..self.k1], self.k1),
-            top5: self.coverage(&order[..self.k5], self.k5),
+            top1: self.coverage(&order[..self.k1], TOP1),
+            top5: self.coverage(&order[..self.k5], TOP5),
             ndcg100: if self.ideal_dcg > 0.0 {
                 dcg(y, order, self.gain_scale) / self.ideal_dcg
             } else {

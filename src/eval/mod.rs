@@ -1,11 +1,14 @@
 //! Offline evaluation, `giftrank eval` (DESIGN.md §7): the seed experiment's metrics,
-//! tables and charts for a bundle on labelled rows. `metrics` owns the definitions,
+//! tables and charts for a bundle on labelled rows. `collect` reads and scores the rows
+//! block by block, `scoring` scores a block on all cores, `metrics` owns the definitions,
 //! `profiles` ranks the fusion and profile rows with the service's ranking code,
-//! `scoring` scores rows on all cores, `report` writes the Markdown tables and the JSON,
-//! `gate` checks thresholds, `plots` draws the PNG charts. Reading the bundle and the CSV
-//! is `commands::eval`'s job.
+//! `groups` ranks each group of rows on its own (`--group`), `report` writes the Markdown
+//! tables and the JSON, `gate` checks thresholds, `plots` draws the PNG charts. Loading
+//! the bundle and opening the data file is `commands::eval`'s job.
 
+pub mod collect;
 pub mod gate;
+pub mod groups;
 pub mod metrics;
 pub mod plots;
 pub mod profiles;
@@ -13,7 +16,7 @@ pub mod report;
 pub mod scoring;
 
 pub use metrics::{
-    evaluate, EvalError, Evaluation, FusionMetrics, ProfileMetrics, RankingMetrics,
+    evaluate, EvalError, Evaluation, FusionMetrics, GroupCounts, ProfileMetrics, RankingMetrics,
     RecallRerankMetrics,
 };
 

@@ -1,12 +1,22 @@
 //! The `fusion` and `profile:<name>` rows of DESIGN.md §7: every row ranks all N rows
 //! through `order::rank`, the function that ranks a request in the service, so a number
-//! seen here is the behaviour served. The rows are independent and spread over threads.
+//! seen here is the behaviour served. The rows are independent and spread over threads,
+//! as many at a time as fit in a fixed memory budget (a ranking of N rows needs about
+//! [`RANKING_BYTES_PER_ROW`] bytes per row while it is measured).
 
 use std::num::NonZeroUsize;
 
 use super::metrics::{FusionMetrics, ProfileMetrics, Truth};
 use crate::bundle::Profile;
 use crate::order;
+
+/// Working memory of one whole-list ranking while it is measured: `order::rank`'s final
+/// order (24 bytes per row) and the rows left to sort (8), plus the row indices measured (8).
+pub const RANKING_BYTES_PER_ROW: usize = 48;
+
+/// Rankings measured at the same time use at most this much working memory together
+/// (always at least one ranking): more rows, fewer threads.
+const RANKING_BUDGET_BYTES: usize = 256 << 20;
 
 /// Fusion at every M of `ms` (outer) and alpha of `alphas` (inner): the Top-M by `d`,
 /// keyed by `alpha·ŝ + (1 − alpha)·d̂` (`s` = the rerank model's score of every row).
@@ -22,7 +32,7 @@ pub fn fusion(
         .iter()
         .flat_map(|&m| alphas.iter().map(move |&a| (m, a)))
         .collect();
-    in_parallel(&grid, |&(m, alpha)| {
+    in_parallel(&grid, d.len(), |&(m, alpha)| {
         let ranking = rank_all(d, &[(d, m)], alpha, s);
         let coverage = truth.recall(&ranking.recalled);
         FusionMetrics {
@@ -43,7 +53,12 @@ pub fn profiles(
     profiles: &[Profile],
     scores: &[Vec<f64>],
 ) -> Vec<ProfileMetrics> {
-    in_parallel(profiles, |profile| {
+    let n = profiles
+        .iter()
+        .map(|p| scores[p.score].len())
+        .max()
+        .unwrap_or(0);
+    in_parallel(profiles, n, |profile| {
         let sources: Vec<(&[f64], usize)> = profile
             .recall
             .iter()
@@ -72,10 +87,13 @@ fn indices(ranking: &order::Ranking) -> Vec<usize> {
     ranking.order.iter().map(|p| p.index).collect()
 }
 
-/// `f` of every item, in order, on as many threads as there are cores (and items).
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `f` of every item (each a ranking of `rows` rows), in order, on as many threads as
+/// there are cores, items, and rankings that fit in the memory budget together.
+fn in_parallel<T: Sync, R: Send>(items: &[T], rows: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let fit = RANKING_BUDGET_BYTES / rows.saturating_mul(RANKING_BYTES_PER_ROW).max(1);
     let threads = std::thread::available_parallelism()
         .map_or(1, NonZeroUsize::get)
+        .min(fit)
         .clamp(1, items.len().max(1));
     let per_thread = items.len().div_ceil(threads).max(1);
     let f = &f;

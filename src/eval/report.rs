@@ -70,15 +70,33 @@ pub fn best_by_ndcg(evaluation: &Evaluation) -> Option<&RecallRerankMetrics> {
 pub fn markdown(evaluation: &Evaluation, shown: Option<usize>) -> String {
     let mut out = String::new();
     let n = evaluation.n;
-    let _ = writeln!(
-        out,
-        "N = {}; {} ({}) with label > 0; true Top-1% = {}, Top-5% = {}.\n",
-        rows(n),
-        thousands(evaluation.positives),
-        percent(evaluation.positives as f64 / n.max(1) as f64),
-        rows(top_k_size(1, n)),
-        rows(top_k_size(5, n)),
-    );
+    match &evaluation.groups {
+        None => {
+            let _ = writeln!(
+                out,
+                "N = {}; {} ({}) with label > 0; true Top-1% = {}, Top-5% = {}.\n",
+                rows(n),
+                thousands(evaluation.positives),
+                percent(evaluation.positives as f64 / n.max(1) as f64),
+                rows(top_k_size(1, n)),
+                rows(top_k_size(5, n)),
+            );
+        }
+        Some(groups) => {
+            let _ = writeln!(
+                out,
+                "N = {} in {} by `{}`; {} ({}) with label > 0. Each group is one ranking; every \
+                 metric is the mean over the {} with a label > 0 (Spearman: over those whose \
+                 labels and positions vary).\n",
+                rows(n),
+                plural(groups.groups, "group"),
+                groups.column,
+                thousands(evaluation.positives),
+                percent(evaluation.positives as f64 / n.max(1) as f64),
+                plural(groups.used, "group"),
+            );
+        }
+    }
     method_comparison(&mut out, evaluation, shown);
     out.push('\n');
     by_m(&mut out, evaluation);
@@ -135,7 +153,12 @@ fn by_m(out: &mut String, evaluation: &Evaluation) {
             optional(r.metrics.spearman),
         );
     }
-    if let Some(big) = evaluation.recall_rerank.iter().find(|r| r.m > evaluation.n) {
+    let ungrouped = evaluation.groups.is_none();
+    if let Some(big) = evaluation
+        .recall_rerank
+        .iter()
+        .find(|r| ungrouped && r.m > evaluation.n)
+    {
         let _ = writeln!(
             out,
             "\nM = {} is more than N = {}: it recalls all N rows.",
@@ -160,9 +183,13 @@ pub struct Row {
     pub m: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
-    /// |R|, for profile rows with recall.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recall_size: Option<usize>,
+    /// |R|, for profile rows with recall (with `--group`, its mean over the groups
+    /// averaged; a whole number is written as an integer).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_integer"
+    )]
+    pub recall_size: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recall1: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -242,10 +269,28 @@ pub fn method_rows(evaluation: &Evaluation) -> Vec<Row> {
     rows
 }
 
-/// The JSON of DESIGN.md §7. An undefined Spearman (constant labels, or N = 1) is `null`.
+/// Writes a whole number as an integer, anything else as a float.
+fn whole_as_integer<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(x) if x.fract() == 0.0 && *x >= 0.0 && *x < 2f64.powi(53) => {
+            serializer.serialize_u64(*x as u64)
+        }
+        Some(x) => serializer.serialize_f64(*x),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The JSON of DESIGN.md §7 (with `--group`, also `groups` and `groups_used`). An
+/// undefined Spearman (constant labels, or N = 1; with groups, no group where it is
+/// defined) is `null`.
 pub fn json(evaluation: &Evaluation) -> String {
     let report = JsonReport {
         n: evaluation.n,
+        groups: evaluation.groups.as_ref().map(|g| g.groups),
+        groups_used: evaluation.groups.as_ref().map(|g| g.used),
         methods: method_rows(evaluation),
     };
     // Serializing plain structs of numbers cannot fail; finite f64s print so that they
@@ -256,6 +301,10 @@ pub fn json(evaluation: &Evaluation) -> String {
 #[derive(Serialize)]
 struct JsonReport {
     n: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups_used: Option<usize>,
     methods: Vec<Row>,
 }
 
@@ -301,7 +350,7 @@ pub fn markdown_profiles(evaluation: &Evaluation) -> String {
                 if default { " (default)" } else { "" },
                 p.m.map_or_else(dash, |m| m.to_string()),
                 p.alpha.map_or_else(dash, |a| a.to_string()),
-                p.recall.map_or_else(dash, |c| c.size.to_string()),
+                p.recall.map_or_else(dash, |c| count_or_mean(c.size)),
                 p.recall.map_or_else(dash, |c| percent(c.recall1)),
                 p.recall.map_or_else(dash, |c| percent(c.recall5)),
                 percent(p.metrics.top1),
@@ -349,7 +398,21 @@ fn optional(x: Option<f64>) -> String {
 
 /// 1 → "1 row", 490952 → "490,952 rows".
 pub(crate) fn rows(n: usize) -> String {
-    format!("{} row{}", thousands(n), if n == 1 { "" } else { "s" })
+    plural(n, "row")
+}
+
+/// 1 → "1 group", 1200 → "1,200 groups".
+fn plural(n: usize, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// A size as a whole number, or a mean to one decimal: 200 → "200", 37.25 → "37.2".
+fn count_or_mean(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x}")
+    } else {
+        format!("{x:.1}")
+    }
 }
 
 /// 490952 → "490,952".
