@@ -210,10 +210,16 @@ impl pb::ranker_server::Ranker for RankerService {
                 let ranked = rank_request(ranker, serving, &request, deadline)?;
                 let response =
                     convert::response(serving.version, &request, &ranked, header_id.as_deref());
-                let request_id = request.request_id.clone().or(header_id.map(Into::into));
+                let request_id = routing.shadow.as_ref().and(
+                    request
+                        .request_id
+                        .as_deref()
+                        .map(str::to_owned)
+                        .or(header_id),
+                );
                 ranker.shadow(
                     routing,
-                    ranked.order(),
+                    || ranked.order(),
                     request_id.as_deref(),
                     move |shadow| {
                         request.k = None;

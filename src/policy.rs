@@ -105,33 +105,17 @@ impl Policy {
         let pin = file.pin.map(|v| v.resolve("pin")).transpose()?;
         let canary = match file.canary {
             None => None,
-            Some(t) => {
-                if !(0.0..=100.0).contains(&t.percent) {
-                    return Err(PolicyError(format!(
-                        "canary.percent = {} is outside 0 to 100",
-                        t.percent
-                    )));
-                }
-                Some(Canary {
-                    version: t.version.resolve("canary.version")?,
-                    percent: t.percent,
-                })
-            }
+            Some(t) => Some(Canary {
+                version: t.version.resolve("canary.version")?,
+                percent: within(t.percent, 100.0, "canary.percent")?,
+            }),
         };
         let shadow = match file.shadow {
             None => None,
-            Some(t) => {
-                if !(0.0..=1.0).contains(&t.sample) {
-                    return Err(PolicyError(format!(
-                        "shadow.sample = {} is outside 0 to 1",
-                        t.sample
-                    )));
-                }
-                Some(Shadow {
-                    version: t.version.resolve("shadow.version")?,
-                    sample: t.sample,
-                })
-            }
+            Some(t) => Some(Shadow {
+                version: t.version.resolve("shadow.version")?,
+                sample: within(t.sample, 1.0, "shadow.sample")?,
+            }),
         };
         Ok(Self {
             pin,
@@ -162,6 +146,17 @@ impl Policy {
         named.sort_unstable();
         named.dedup();
         named
+    }
+}
+
+/// `value` when it lies in [0, `max`], else the error naming `key`.
+fn within(value: f64, max: f64, key: &str) -> Result<f64, PolicyError> {
+    if (0.0..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(PolicyError(format!(
+            "{key} = {value} is outside 0 to {max}"
+        )))
     }
 }
 

@@ -199,16 +199,17 @@ fn rank(
         } else {
             json::response(serving.version, &request, &ranked, header_id)?
         };
-        let request_id = request
-            .request_id
-            .as_deref()
-            .or(header_id)
+        // Only a shadow's log line needs the id after the request is gone.
+        let request_id = routing
+            .shadow
+            .as_ref()
+            .and(request.request_id.as_deref().or(header_id))
             .map(str::to_owned);
         (encoded, ranked, request_id)
     };
     ranker.shadow(
         routing,
-        ranked.order(),
+        || ranked.order(),
         request_id.as_deref(),
         move |shadow| {
             let mut request = decode(&body, formats.0)?;

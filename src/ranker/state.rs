@@ -247,16 +247,18 @@ impl Ranker {
 
     /// Offers an answered request to the shadow version, when there is one and the
     /// request is sampled: `rank` ranks it again there, later, off the response path.
+    /// `served` (the indices answered) is only built for a sampled request.
     pub fn shadow(
         &self,
         routing: &Routing,
-        served: Vec<usize>,
+        served: impl FnOnce() -> Vec<usize>,
         request_id: Option<&str>,
         rank: impl FnOnce(&Serving) -> Result<Vec<usize>, RankError> + Send + 'static,
     ) {
         if let Some(shadow) = routing.shadow_for() {
             let rank: ShadowRank = Box::new(rank);
-            self.shadow.offer(shadow.clone(), served, request_id, rank);
+            self.shadow
+                .offer(shadow.clone(), served(), request_id, rank);
         }
     }
 
