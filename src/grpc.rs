@@ -203,6 +203,9 @@ impl pb::ranker_server::Ranker for RankerService {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let message = request.into_inner();
+        // The message's own timeout_ms (0 is refused when it is converted), before queueing.
+        let own = message.timeout_ms.filter(|&ms| ms >= 1);
+        let deadline = deadline.capped(own.map(Duration::from_millis));
         let response = ranker
             .run(admission, deadline, move |ranker, routing, deadline| {
                 let mut request = convert::request(message)?;

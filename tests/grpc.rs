@@ -489,6 +489,23 @@ async fn a_full_house_is_resource_exhausted_with_a_retry_pushback() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_message_whose_own_deadline_cannot_wait_is_resource_exhausted_at_once() {
+    let (_repo, server) = start(|c| c.scoring_slots = 1).await;
+    let mut client = ranker(&server.grpc_url).await;
+    server.state.assume_slot_time(Duration::from_millis(400));
+    let slot = server.state.occupy_scoring_slot().await;
+    // Its turn in 400 ms; the message's own 300 ms leaves no room. Had it queued behind
+    // the held slot, it would have been DEADLINE_EXCEEDED after 300 ms.
+    let mut request = to_proto(&small_request(3));
+    request.timeout_ms = Some(300);
+    let status = client.rank(request).await.expect_err("refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(rejected(&server.state, "deadline"), 0);
+    drop(slot);
+    server.shutdown().await;
+}
+
 /// A client over plain hyper: unlike tonic's `Channel`, it does not enforce
 /// `grpc-timeout` itself (tonic's would answer CANCELLED first), so what the client gets
 /// is the server's answer.

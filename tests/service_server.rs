@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -264,6 +266,18 @@ fn ten_candidates(extra: Value) -> Value {
     request
 }
 
+/// Sends ten candidates with `extra` and requires a `503` with `Retry-After`.
+async fn assert_shed(client: &reqwest::Client, url: &str, extra: Value) {
+    let response = client
+        .post(format!("{url}/rank"))
+        .json(&ten_candidates(extra))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
 fn ranked(metrics: &giftrank::metrics::Metrics, outcome: &str) -> u64 {
     metrics
         .rank_requests
@@ -352,14 +366,7 @@ async fn a_tight_deadline_degrades_in_order_and_says_so() {
         .contains("allow_degraded is false"));
 
     // 100 ms cannot even hold the scoring: 503 with Retry-After, at once.
-    let response = client
-        .post(format!("{}/rank", server.url))
-        .json(&ten_candidates(json!({"timeout_ms": 100})))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
+    assert_shed(&client, &server.url, json!({"timeout_ms": 100})).await;
 
     assert_eq!(ranked(metrics, "full"), 1);
     assert_eq!(ranked(metrics, "degraded"), 2);
@@ -403,6 +410,38 @@ async fn a_request_that_waited_past_its_room_is_not_scored() {
     drop(slot);
     let (status, body) = rank(&client, &server.url, &ten_candidates(json!({}))).await;
     assert_eq!(status, 200, "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_predicted_wait_leaves_no_room_gets_503_at_once() {
+    let (_repo, server) = planned_server(1).await;
+    let client = reqwest::Client::new();
+    server.state.assume_slot_time(Duration::from_millis(400));
+    let slot = server.state.occupy_scoring_slot().await;
+    // Its turn in 400 ms: the JSON body's own 300 ms, read before the body is decoded,
+    // leaves no room. Had it queued, the held slot would have made it a 504 after 300 ms.
+    assert_shed(&client, &server.url, json!({"timeout_ms": 300})).await;
+    assert_eq!(server.state.waiting_for_slot(), 0);
+
+    // The server's deadline (1 s) leaves room: it waits, and is ranked once the slot frees.
+    let waiting = tokio::spawn({
+        let url = format!("{}/rank", server.url);
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .json(&ten_candidates(json!({})))
+                .send()
+                .await
+        }
+    });
+    while server.state.waiting_for_slot() == 0 {
+        tokio::task::yield_now().await;
+    }
+    drop(slot);
+    let response = waiting.await.expect("joined").expect("sent");
+    assert_eq!(response.status(), 200);
     server.shutdown().await;
 }
 

@@ -4,6 +4,7 @@
 //! [`crate::proto::convert`]; errors meet HTTP in `error`.
 
 pub mod admin;
+mod early_deadline;
 pub mod error;
 mod info;
 pub mod json;

@@ -1,11 +1,13 @@
 //! `POST /rank`: what can be refused cheaply is refused first (content type, a declared
 //! length over the limit, no place free, nothing serving); then, holding its admission, the
-//! body is read under the size limit and the deadline (counted from arrival), and ranked
-//! off the async runtime by the core. Bodies are JSON or protobuf
+//! body is read under the size limit and the deadline (counted from arrival), its own
+//! `timeout_ms` is read ahead of decoding when it can be (`early_deadline`), and it is
+//! ranked off the async runtime by the core. Bodies are JSON or protobuf
 //! (`application/x-protobuf`); the response is protobuf when the request is or `Accept`
 //! asks for it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
@@ -15,6 +17,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
 use tower_http::timeout::TimeoutError;
 
+use super::early_deadline;
 use super::error::{ErrorBody, HttpError};
 use super::json::{self, RankResponse};
 use crate::proto::convert;
@@ -64,6 +67,13 @@ pub async fn handle(
     }
     let admission = ranker.admit()?;
     let body = read_body(&ranker, body, deadline).await?;
+    let deadline = deadline.capped(
+        match format {
+            Format::Json => early_deadline::json(&body),
+            Format::Protobuf => early_deadline::protobuf(&body),
+        }
+        .map(Duration::from_millis),
+    );
     let header_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())

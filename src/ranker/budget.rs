@@ -16,10 +16,9 @@
 //!
 //! A `503` is answered at once or not at all: a refusal decided after the request waited
 //! for its slot (its deadline spent in the queue) is a `504`. The body is decoded inside
-//! the slot, so only the server's deadline is known while queueing; decoding first would
-//! hold every waiting request decoded (several times its body) and, measured, a
-//! skip-everything JSON pass to find `timeout_ms` costs ~10% of a 5,000-candidate
-//! ranking. gRPC's `grpc-timeout` is known before the wait.
+//! the slot (decoded requests hold several times their body's memory), so the transports
+//! learn a request's own deadline before it queues without decoding it: gRPC's
+//! `grpc-timeout` and message, and for HTTP bodies `http::early_deadline`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -112,6 +111,13 @@ impl Learned {
                 };
                 Some(new.max(f64::MIN_POSITIVE).to_bits())
             });
+    }
+
+    /// Replaces the estimate (nanoseconds, > 0).
+    pub fn set(&self, ns: f64) {
+        if ns.is_finite() && ns > 0.0 {
+            self.0.store(ns.to_bits(), Ordering::Relaxed);
+        }
     }
 
     /// The current estimate; `None` before any observation.

@@ -184,10 +184,11 @@ impl Ranker {
     }
 
     /// A scoring slot, waited for only while `deadline` leaves room to rank. A request
-    /// whose wait, as the slots' learned holding time predicts it, would already leave no
-    /// room is refused at once with `503`; one whose room runs out while it waits gets
-    /// `504`. Queueing is bounded by each request's own deadline, never by a count. Also
-    /// says whether the request had to wait.
+    /// whose turn, as the slots' learned holding time predicts it (every slot busy,
+    /// `waiting` ahead of it), would come too late is refused at once with `503`; one whose
+    /// room runs out while it waits gets `504`. Queueing is bounded by
+    /// each request's own deadline, never by a count. Also says whether the request had to
+    /// wait.
     async fn scoring_slot(
         &self,
         deadline: Deadline,
@@ -198,6 +199,7 @@ impl Ranker {
         let latest_start = deadline.at.checked_sub(RESERVE).unwrap_or(deadline.at);
         let slots = self.config.scoring_slots() as f64;
         let ahead = self.waiting.load(Ordering::Relaxed) as f64 + 1.0;
+        // Its turn comes when those ahead of it and itself have shared out the slots.
         let predicted = self.slot_time.get().map_or(Duration::ZERO, |ns| {
             Duration::from_nanos((ns * ahead / slots) as u64)
         });
@@ -275,6 +277,13 @@ impl Ranker {
             .acquire_owned()
             .await
             .unwrap_or_else(|_| unreachable!("the slot semaphore is never closed"))
+    }
+
+    /// Sets how long a ranking is taken to hold its scoring slot, as if every recent one had
+    /// held it that long (learning goes on from there): for load drills and tests of the
+    /// refusals a predicted wait decides.
+    pub fn assume_slot_time(&self, held: Duration) {
+        self.slot_time.set(held.as_nanos() as f64);
     }
 
     /// The `504` of a request whose deadline passed `when`; counted as `deadline`.
