@@ -62,11 +62,12 @@ pub async fn handle(
         Format::Json
     };
     let limit = ranker.config.max_body_bytes;
-    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(&ranker).into());
     }
     let admission = ranker.admit()?;
-    let body = read_body(&ranker, body, deadline).await?;
+    let body = read_body(&ranker, body, declared, deadline).await?;
     let deadline = deadline.capped(
         match format {
             Format::Json => early_deadline::json(&body),
@@ -94,15 +95,29 @@ pub async fn handle(
 }
 
 /// Reads the whole body, at most `max_body_bytes` of it, before the deadline. A body that
-/// stalls for `body_read_timeout_ms` fails sooner (`408`).
+/// stalls for `body_read_timeout_ms` fails sooner (`408`). The frames are copied into one
+/// buffer as they arrive, sized by the declared length when there is one, so a body never
+/// takes twice its size while it is put together.
 async fn read_body(
     ranker: &Ranker,
     body: Body,
+    declared: Option<u64>,
     deadline: Deadline,
-) -> Result<axum::body::Bytes, HttpError> {
-    let limited = Limited::new(body, ranker.config.max_body_bytes);
-    match tokio::time::timeout_at(deadline.at.into(), limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+) -> Result<Bytes, HttpError> {
+    let limit = ranker.config.max_body_bytes;
+    let mut limited = Limited::new(body, limit);
+    let capacity = declared.map_or(0, |n| (n as usize).min(limit));
+    let read = async {
+        let mut buffer = Vec::with_capacity(capacity);
+        while let Some(frame) = limited.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buffer.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, axum::BoxError>(Bytes::from(buffer))
+    };
+    match tokio::time::timeout_at(deadline.at.into(), read).await {
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large(ranker).into()),
         Ok(Err(e)) if caused_by::<TimeoutError>(e.as_ref()) => {
             ranker.count_rejected("body_timeout");
