@@ -127,6 +127,8 @@ async fn an_upload_holds_its_place_from_admission_so_memory_is_bounded() {
         .expect("sent");
     assert_eq!(shed.status(), 503);
     assert!(shed.headers().contains_key("retry-after"));
+    // Its body was not read, so its connection closes, and the answer says so.
+    assert_eq!(shed.headers()["connection"], "close");
 
     slow.write_all(&body[body.len() / 2..])
         .await

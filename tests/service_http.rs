@@ -284,6 +284,7 @@ async fn a_full_house_sheds_load_with_503_and_retry_after() {
         Some("1")
     );
     assert_eq!(body["error"]["code"], "overloaded");
+    assert_eq!(headers[header::CONNECTION], "close");
     drop(held);
     let (status, _) = post_json(&f.state, &small_request()).await;
     assert_eq!(status, StatusCode::OK);

@@ -5,7 +5,10 @@
 # latencies, goodput and overall latency for
 #   1. 2 clients x 5,000-candidate dense requests at the default deadline (full quality),
 #   2. 64 clients x the same requests with "timeout_ms": 250,
-#   3. 8 clients x examples/rank_request.json (1,000 candidates) at the default deadline.
+#   3. 128 clients x the 250 ms requests, beyond what the machine can rank in 250 ms:
+#      clients that send again at once (as wrk does), then clients that wait as
+#      Retry-After says,
+#   4. 8 clients x examples/rank_request.json (1,000 candidates) at the default deadline.
 #
 #   tools/deadline_load.sh [SECONDS]      (default 10 per run)
 set -euo pipefail
@@ -38,11 +41,13 @@ until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
   sleep 0.1
 done
 
-run() {  # clients, request file
-  echo "== $1 clients, $2"
-  python3 tools/rank_load.py --port "$port" --clients "$1" --seconds "$seconds" --body "$2"
+run() {  # clients, request file, options
+  echo "== $1 clients, $2 ${3:-}"
+  python3 tools/rank_load.py --port "$port" --clients "$1" --seconds "$seconds" --body "$2" ${3:-}
 }
 run 2 target/load/dense_5000.json
 run 64 target/load/dense_5000_250ms.json
+run 128 target/load/dense_5000_250ms.json
+run 128 target/load/dense_5000_250ms.json --honor-retry-after
 run 8 examples/rank_request.json
 curl -s "http://127.0.0.1:$port/metrics" | grep -E "^giftrank_(degraded_requests_total|rejected_requests_total\{reason=\"(overloaded|deadline)\")"

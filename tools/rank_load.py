@@ -10,6 +10,11 @@ standard library only; one event loop is enough for the rates a 2-core server re
 
   tools/rank_load.py --port 8080 --clients 64 --seconds 10 --body request.json
   tools/rank_load.py --port 8080 --clients 8 --requests 4000 --body examples/rank_request.json
+  tools/rank_load.py --port 8080 --clients 128 --seconds 10 --body request.json --honor-retry-after
+
+By default every client sends again at once, whatever the answer (as wrk does); with
+--honor-retry-after a client refused with Retry-After waits that long first, as a
+well-behaved HTTP client does.
 
 Prints one line per kind (count, p50, p99, max in ms) and a summary line:
   answers N; goodput G/s (200s); all: p50 … p99 … max … ms
@@ -38,16 +43,25 @@ def kind_of(status: int, body: bytes) -> str:
     return "other"
 
 
-async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, float, bool]:
+    """The status, the body, the Retry-After seconds (0 without one) and whether the
+    server closes the connection after it (`Connection: close`)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     length = 0
+    retry_after = 0.0
+    closes = False
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
+        name = name.strip().lower()
+        if name == "content-length":
             length = int(value)
-    return status, await reader.readexactly(length)
+        elif name == "retry-after":
+            retry_after = float(value)
+        elif name == "connection":
+            closes = value.strip().lower() == "close"
+    return status, await reader.readexactly(length), retry_after, closes
 
 
 async def drain(writer: asyncio.StreamWriter) -> None:
@@ -58,7 +72,7 @@ async def drain(writer: asyncio.StreamWriter) -> None:
         pass
 
 
-async def client(port, payload, stop_at, budget, answers):
+async def client(port, payload, stop_at, budget, answers, honor_retry_after):
     reader = writer = None
     while time.monotonic() < stop_at and (budget is None or budget[0] > 0):
         if budget is not None:
@@ -70,14 +84,21 @@ async def client(port, payload, stop_at, budget, answers):
         try:
             # Read while the body is still being written: an early answer must not wait.
             drained = asyncio.ensure_future(drain(writer))
-            status, body = await read_answer(reader)
-            await drained
+            status, body, retry_after, closes = await read_answer(reader)
+            if closes:
+                drained.cancel()
+                writer.close()
+                reader = writer = None
+            else:
+                await drained
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.close()
             reader = writer = None
             answers.append(("other", time.monotonic() - start))
             continue
         answers.append((kind_of(status, body), time.monotonic() - start))
+        if honor_retry_after and retry_after:
+            await asyncio.sleep(min(retry_after, max(0.0, stop_at - time.monotonic())))
     if writer is not None:
         writer.close()
 
@@ -96,6 +117,11 @@ async def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--requests", type=int, help="stop after this many answers in all")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--honor-retry-after",
+        action="store_true",
+        help="a client that is refused waits as Retry-After says before it sends again",
+    )
     args = parser.parse_args()
 
     body = open(args.body, "rb").read()
@@ -108,7 +134,10 @@ async def main() -> int:
     stop_at = time.monotonic() + (args.seconds if budget is None else 3600)
     began = time.monotonic()
     await asyncio.gather(
-        *(client(args.port, payload, stop_at, budget, answers) for _ in range(args.clients))
+        *(
+            client(args.port, payload, stop_at, budget, answers, args.honor_retry_after)
+            for _ in range(args.clients)
+        )
     )
     elapsed = time.monotonic() - began
 

@@ -1,5 +1,6 @@
 //! `POST /rank`: what can be refused cheaply is refused first (content type, a declared
-//! length over the limit, no place free, nothing serving); then, holding its admission, the
+//! length over the limit, no place free, nothing serving), with `Connection: close` as the
+//! body stays unread; then, holding its admission, the
 //! body is read under the size limit and the deadline (counted from arrival), its own
 //! `timeout_ms` is read ahead of decoding when it can be (`early_deadline`), and it is
 //! ranked off the async runtime by the core. Bodies are JSON or protobuf
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prost::Message;
@@ -22,7 +23,9 @@ use super::error::{ErrorBody, HttpError};
 use super::json::{self, RankResponse};
 use crate::proto::convert;
 use crate::ranker::pipeline::shadow_rank;
-use crate::ranker::{rank_request, Arrived, Deadline, RankError, RankRequest, Ranker, Routing};
+use crate::ranker::{
+    rank_request, Admission, Arrived, Deadline, RankError, RankRequest, Ranker, Routing,
+};
 
 /// Ranks one impression's candidates (DESIGN.md §1, §2).
 #[utoipa::path(post, path = "/rank", tag = "ranking",
@@ -46,27 +49,10 @@ pub async fn handle(
     let deadline = Deadline::from_arrival(arrived, ranker.config.request_timeout(), None);
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(format) = Format::of(content_type) else {
-        ranker.count_rejected("unsupported_media_type");
-        return Err(HttpError::UnsupportedMediaType(format!(
-            "Content-Type `{content_type}` is not supported; send application/json or application/x-protobuf"
-        )));
+    let ((format, answer), declared, admission) = match admit_unread(&ranker, headers) {
+        Ok(admitted) => admitted,
+        Err(refused) => return Ok(closing(refused, parts.version)),
     };
-    let answer = if format == Format::Protobuf || accepts_protobuf(headers) {
-        Format::Protobuf
-    } else {
-        Format::Json
-    };
-    let limit = ranker.config.max_body_bytes;
-    let declared = declared_length(headers);
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(&ranker).into());
-    }
-    let admission = ranker.admit()?;
     let body = read_body(&ranker, body, declared, deadline).await?;
     let deadline = deadline.capped(
         match format {
@@ -92,6 +78,47 @@ pub async fn handle(
         })
         .await?;
     Ok(([(header::CONTENT_TYPE, answer.media_type())], encoded).into_response())
+}
+
+/// What is checked before the body is read: its format and the response's, its declared
+/// length, and a place among the requests in flight.
+fn admit_unread(
+    ranker: &Ranker,
+    headers: &HeaderMap,
+) -> Result<((Format, Format), Option<u64>, Admission), HttpError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(format) = Format::of(content_type) else {
+        ranker.count_rejected("unsupported_media_type");
+        return Err(HttpError::UnsupportedMediaType(format!(
+            "Content-Type `{content_type}` is not supported; send application/json or application/x-protobuf"
+        )));
+    };
+    let answer = if format == Format::Protobuf || accepts_protobuf(headers) {
+        Format::Protobuf
+    } else {
+        Format::Json
+    };
+    let declared = declared_length(headers);
+    if declared.is_some_and(|n| n > ranker.config.max_body_bytes as u64) {
+        return Err(too_large(ranker).into());
+    }
+    Ok(((format, answer), declared, ranker.admit()?))
+}
+
+/// The answer to a request refused before its body was read. Over HTTP/1 the connection
+/// closes after it (the unread body is not drained), and `Connection: close` says so, so
+/// that a client reconnects instead of finding its next request's connection gone.
+fn closing(refused: HttpError, version: Version) -> Response {
+    let mut response = refused.into_response();
+    if version < Version::HTTP_2 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Reads the whole body, at most `max_body_bytes` of it, before the deadline. A body that
