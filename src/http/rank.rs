@@ -49,7 +49,12 @@ pub async fn handle(
     let deadline = Deadline::from_arrival(arrived, ranker.config.request_timeout(), None);
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let ((format, answer), declared, admission) = match admit_unread(&ranker, headers) {
+    let Admitted {
+        format,
+        answer,
+        declared,
+        admission,
+    } = match admit_unread(&ranker, headers) {
         Ok(admitted) => admitted,
         Err(refused) => return Ok(closing(refused, parts.version)),
     };
@@ -80,12 +85,17 @@ pub async fn handle(
     Ok(([(header::CONTENT_TYPE, answer.media_type())], encoded).into_response())
 }
 
-/// What is checked before the body is read: its format and the response's, its declared
-/// length, and a place among the requests in flight.
-fn admit_unread(
-    ranker: &Ranker,
-    headers: &HeaderMap,
-) -> Result<((Format, Format), Option<u64>, Admission), HttpError> {
+/// A request let in before its body is read: the body's format and the response's, the
+/// body's declared length, and its place among the requests in flight.
+struct Admitted {
+    format: Format,
+    answer: Format,
+    declared: Option<u64>,
+    admission: Admission,
+}
+
+/// What is checked before the body is read.
+fn admit_unread(ranker: &Ranker, headers: &HeaderMap) -> Result<Admitted, HttpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -105,7 +115,12 @@ fn admit_unread(
     if declared.is_some_and(|n| n > ranker.config.max_body_bytes as u64) {
         return Err(too_large(ranker).into());
     }
-    Ok(((format, answer), declared, ranker.admit()?))
+    Ok(Admitted {
+        format,
+        answer,
+        declared,
+        admission: ranker.admit()?,
+    })
 }
 
 /// The answer to a request refused before its body was read. Over HTTP/1 the connection
