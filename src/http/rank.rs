@@ -1,11 +1,10 @@
 //! `POST /rank`: what can be refused cheaply is refused first (content type, a declared
 //! length over the limit, no place free, nothing serving), with `Connection: close` as the
-//! body stays unread; then, holding its admission, the
-//! body is read under the size limit and the deadline (counted from arrival), its own
-//! `timeout_ms` is read ahead of decoding when it can be (`early_deadline`), and it is
-//! ranked off the async runtime by the core. Bodies are JSON or protobuf
-//! (`application/x-protobuf`); the response is protobuf when the request is or `Accept`
-//! asks for it.
+//! body stays unread; then, holding its admission, the body is read under the size limit
+//! and the deadline (counted from arrival), its own `timeout_ms` is read ahead of decoding
+//! when it can be (`early_deadline`), and it is ranked off the async runtime by the core.
+//! Bodies are JSON or protobuf (`application/x-protobuf`); the response is protobuf when
+//! the request is or `Accept` asks for it.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -186,9 +186,8 @@ impl Ranker {
     /// A scoring slot, waited for only while `deadline` leaves room to rank. A request
     /// whose turn, as the slots' learned holding time predicts it (every slot busy,
     /// `waiting` ahead of it), would come too late is refused at once with `503`; one whose
-    /// room runs out while it waits gets `504`. Queueing is bounded by
-    /// each request's own deadline, never by a count. Also says whether the request had to
-    /// wait.
+    /// room runs out while it waits gets `504`. Queueing is bounded by each request's own
+    /// deadline, never by a count. Also says whether the request had to wait.
     async fn scoring_slot(
         &self,
         deadline: Deadline,
