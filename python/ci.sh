@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python package's CI step (called by .ci/run after `cargo test --release --workspace`):
+# The Python package's CI step (called by .ci/run after `cargo test --release`):
 # a venv in target/python-venv with the pinned requirements, the extension built by maturin
 # in the same target directory, release profile and dependency features as the tests
 # (`--features ci-unify`, see python/Cargo.toml), so that only PyO3, rust-numpy and the
