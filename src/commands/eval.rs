@@ -13,11 +13,10 @@ use anyhow::Context;
 use super::progress::Progress;
 use crate::bundle::Bundle;
 use crate::data::{Reader, Wanted};
-use crate::engine::Model;
-use crate::eval::collect::{self, Collected};
+use crate::eval::bundle::{measure, reference_pair, Scoring};
+use crate::eval::collect;
 use crate::eval::gate::{self, Gate};
-use crate::eval::groups::{self, Groups};
-use crate::eval::{self, metrics, plots, profiles, report, Evaluation};
+use crate::eval::{self, plots, report};
 
 /// Arguments of `giftrank eval`.
 #[derive(Debug, Clone)]
@@ -73,30 +72,10 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let bundle =
         Bundle::load(&args.bundle).with_context(|| format!("bundle {}", args.bundle.display()))?;
     let (score_model, rerank_model) = reference_pair(&bundle);
-    let mut used = vec![false; bundle.models.len()];
-    used[score_model] = true;
-    used[rerank_model] = true;
-    for profile in &bundle.profiles {
-        used[profile.score] = true;
-        profile.recall.iter().for_each(|s| used[s.model] = true);
-        profile.rerank.iter().for_each(|&r| used[r] = true);
-    }
+    let scoring = Scoring::new(&bundle);
 
     let started = Instant::now();
-    // One feature matrix serves every model that reads the same columns the same way.
-    let mut layouts: Vec<usize> = Vec::new();
-    let mut layout_of = vec![usize::MAX; bundle.models.len()];
-    for (i, named) in bundle.models.iter().enumerate().filter(|(i, _)| used[*i]) {
-        let model = &named.model;
-        let existing = layouts
-            .iter()
-            .position(|&j| bundle.model(j).same_inputs_as(model));
-        layout_of[i] = existing.unwrap_or_else(|| {
-            layouts.push(i);
-            layouts.len() - 1
-        });
-    }
-    let readers: Vec<&Model> = layouts.iter().map(|&i| bundle.model(i)).collect();
+    let readers = scoring.readers(&bundle);
     let wanted = Wanted {
         models: &readers,
         numeric: &[args.label.as_str()],
@@ -104,9 +83,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     };
     let reader = Reader::open(&args.data, &wanted)?;
     super::warn_absent(&args.data, &reader.absent_features());
-    let scorers: Vec<Option<(&Model, usize)>> = (0..bundle.models.len())
-        .map(|i| used[i].then(|| (bundle.model(i), layout_of[i])))
-        .collect();
+    let scorers = scoring.scorers(&bundle);
     let bar = Progress::reading(reader.extent(), "reading and scoring");
     let collected = collect::collect(reader, &args.label, &scorers, |at| bar.set(at))?;
     bar.finish();
@@ -118,13 +95,12 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let read_time = started.elapsed();
 
     let spinner = Progress::working("ranking and measuring");
-    let mut evaluation = measure(&bundle, &collected, args, &ms, &alphas)?;
+    let evaluation = measure(&bundle, &collected, args.group.as_deref(), &ms, &alphas)?;
     spinner.finish();
-    evaluation.default_profile = Some(bundle.default_profile().name.clone());
     eprintln!(
         "eval: read and scored {} rows with {} models in {:.1} s, ranked and measured {} methods{} in {:.1} s",
         evaluation.n,
-        used.iter().filter(|&&u| u).count(),
+        scoring.models_used(),
         read_time.as_secs_f64(),
         report::method_rows(&evaluation).len(),
         evaluation
@@ -189,49 +165,4 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         return Err(GateFailed(bundle.default_profile().name.clone()).into());
     }
     Ok(())
-}
-
-/// Every method row: over all rows as one ranking, or with `--group` one ranking per group.
-fn measure(
-    bundle: &Bundle,
-    collected: &Collected,
-    args: &EvalArgs,
-    ms: &[usize],
-    alphas: &[f64],
-) -> anyhow::Result<Evaluation> {
-    let (score_model, rerank_model) = reference_pair(bundle);
-    let (y, scores) = (&collected.labels, &collected.scores);
-    if let Some(column) = &args.group {
-        let groups = Groups::new(&collected.groups, collected.group_count)?;
-        let inputs = groups::Inputs {
-            y,
-            scores,
-            pair: (score_model, rerank_model),
-            ms,
-            alphas,
-            profiles: &bundle.profiles,
-        };
-        return Ok(groups::evaluate(&groups, &inputs, column));
-    }
-    let (d, s) = (&scores[score_model], &scores[rerank_model]);
-    let truth = metrics::Truth::new(y);
-    let mut evaluation = metrics::evaluate_with(&truth, d, s, y, ms)?;
-    evaluation.fusion = profiles::fusion(&truth, y, d, s, ms, alphas);
-    evaluation.profiles = profiles::profiles(&truth, y, &bundle.profiles, scores);
-    Ok(evaluation)
-}
-
-/// The models behind the `direct`, `stage2`, `recall_rerank` and `fusion` rows: the
-/// default profile's score and rerank models; when it has no rerank model, those of the
-/// first profile that has one; when none has, the score model for both.
-fn reference_pair(bundle: &Bundle) -> (usize, usize) {
-    let default = bundle.default_profile();
-    match default.rerank {
-        Some(rerank) => (default.score, rerank),
-        None => bundle
-            .profiles
-            .iter()
-            .find_map(|p| p.rerank.map(|r| (p.score, r)))
-            .unwrap_or((default.score, default.score)),
-    }
 }

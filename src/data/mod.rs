@@ -7,15 +7,19 @@
 //! - `csv` and `parquet` read their format (`contain` turns the Parquet decoder's panics on
 //!   damaged files into errors); `keys` numbers group values; `error` says what is wrong
 //!   and where.
+//! - `frame` is the in-memory table (a pandas DataFrame from the Python package), turned
+//!   into the same blocks by the same rules.
 
 mod contain;
 mod csv;
 mod error;
+mod frame;
 mod keys;
 mod parquet;
 mod plan;
 mod reader;
 
 pub use error::{DataError, Location, Problem};
+pub use frame::{Category, Column, Frame};
 pub use plan::{is_missing, Block, Wanted};
 pub use reader::{is_parquet, read_all, Extent, Loaded, Reader, BLOCK_ROWS};

@@ -95,6 +95,23 @@ pub fn collect(
     })
 }
 
+/// The rows of one in-memory block (a table, not a file), whose first numeric column is
+/// the label and whose groups, if any, are numbered below `group_count`; a bad label is
+/// returned with its row.
+pub fn from_block(
+    block: &Block,
+    scorers: &Scorers<'_>,
+    group_count: usize,
+) -> Result<Collected, (Location, f64)> {
+    let mut collected = Collected {
+        scores: scorers.iter().map(|_| Vec::new()).collect(),
+        group_count,
+        ..Collected::default()
+    };
+    add_block(&mut collected, block, scorers)?;
+    Ok(collected)
+}
+
 /// Checks the block's labels and appends its labels, groups and scores; a bad label is
 /// returned with where it is.
 fn add_block(

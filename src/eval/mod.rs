@@ -3,9 +3,12 @@
 //! block by block, `scoring` scores a block on all cores, `metrics` owns the definitions,
 //! `profiles` ranks the fusion and profile rows with the service's ranking code,
 //! `groups` ranks each group of rows on its own (`--group`), `report` writes the Markdown
-//! tables and the JSON, `gate` checks thresholds, `plots` draws the PNG charts. Loading
-//! the bundle and opening the data file is `commands::eval`'s job.
+//! tables and the JSON, `gate` checks thresholds, `plots` draws the PNG charts; `bundle`
+//! ties them into one bundle's evaluation of scored rows, for `giftrank eval` and the
+//! Python package alike. Loading the bundle and opening the data file is
+//! `commands::eval`'s job.
 
+pub mod bundle;
 pub mod collect;
 pub mod gate;
 pub mod groups;

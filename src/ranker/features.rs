@@ -81,11 +81,11 @@ impl FeatureIndex {
         self.layouts[model]
     }
 
-    fn get(&self, name: &str) -> Option<Slot> {
+    pub(super) fn get(&self, name: &str) -> Option<Slot> {
         self.slots.get(name).copied()
     }
 
-    fn accepts_labels(&self, slot: Slot) -> bool {
+    pub(super) fn accepts_labels(&self, slot: Slot) -> bool {
         self.accepts_labels[slot.0 as usize]
     }
 

@@ -5,7 +5,8 @@
 //! and rollout-policy control (`models`), shadow ranking (`shadow`), deadlines
 //! (`deadline`) and how they are spent (`budget`), a request as
 //! one typed value (`request`), feature assembly (`features`), the pipeline that ranks it
-//! (`pipeline`) and the one domain error (`error`). Nothing here knows HTTP or gRPC.
+//! (`pipeline`), a table's rows ranked as one request (`table`, for the Python package)
+//! and the one domain error (`error`). Nothing here knows HTTP, gRPC or Python.
 
 pub mod budget;
 pub mod deadline;
@@ -18,6 +19,7 @@ pub mod routing;
 pub mod serving;
 pub mod shadow;
 mod state;
+pub mod table;
 
 pub use deadline::{Arrived, Deadline};
 pub use error::RankError;
