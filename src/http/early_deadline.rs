@@ -175,8 +175,9 @@ mod tests {
 
     #[test]
     fn the_shipped_example_with_a_deadline_is_probed() {
-        let mut request: Value =
-            serde_json::from_str(include_str!("../../examples/rank_request.json")).expect("JSON");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rank_request.json");
+        let text = std::fs::read_to_string(path).expect("the example request");
+        let mut request: Value = serde_json::from_str(&text).expect("JSON");
         request["timeout_ms"] = json!(120);
         let body = serde_json::to_vec(&request).expect("encodes");
         assert_eq!(json(&body), Some(120));
