@@ -499,10 +499,21 @@ async fn a_message_whose_own_deadline_cannot_wait_is_resource_exhausted_at_once(
     // the held slot, it would have been DEADLINE_EXCEEDED after 300 ms.
     let mut request = to_proto(&small_request(3));
     request.timeout_ms = Some(300);
-    let status = client.rank(request).await.expect_err("refused");
+    let status = client.rank(request.clone()).await.expect_err("refused");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // The same message POSTed as protobuf: field 9 is read before the body is decoded.
+    let http = reqwest::Client::new();
+    let url = format!("{}/rank", server.url);
+    let response = post_protobuf(&http, &url, request.encode_to_vec()).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
     assert_eq!(rejected(&server.state, "deadline"), 0);
+    assert_eq!(server.state.waiting_for_slot(), 0);
     drop(slot);
+
+    // A timeout_ms of 0 does not cap the deadline; the request is refused for it.
+    request.timeout_ms = Some(0);
+    assert!(invalid(&mut client, request).await.contains("timeout_ms"));
     server.shutdown().await;
 }
 
