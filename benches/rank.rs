@@ -1,6 +1,6 @@
 //! Criterion benchmark of the `/rank` path in process, on the shipped bundle that serves
-//! (the highest version): JSON decoding (sparse and dense form), feature assembly and
-//! Direct alone on every candidate (the engine's own cost), each profile of the bundle
+//! (the highest version): JSON decoding (sparse and dense form), feature assembly, each
+//! model alone on every candidate (Direct's is the engine's own cost), each profile of the bundle
 //! whole (from the decoded request to the ranked items, one thread), and encoding the
 //! JSON response, for `examples/rank_request.json` (1,000 candidates) and the same request
 //! with its candidates repeated to 5,000. `tools/loadtest.sh` measures the whole service
@@ -78,12 +78,20 @@ fn rank_stages(c: &mut Criterion) {
                 batch.matrix(which, direct, &all)
             })
         });
+        // Each model alone on every candidate, its matrix ready: Direct is the engine's
+        // own cost of a request; a profile's extra models are to cost no more than this.
         let batch = Batch::new(&request, &index).expect("valid");
-        let matrix = batch.matrix(which, direct, &all);
-        let mut d = vec![0.0; n];
-        group.bench_function(BenchmarkId::new("direct", n), |b| {
-            b.iter(|| direct.predict(black_box(&matrix), &mut d))
-        });
+        for (which, named) in bundle.models.iter().enumerate() {
+            let matrix = batch.matrix(which, &named.model, &all);
+            let mut out = vec![0.0; n];
+            let name = match named.name.as_str() {
+                "direct" => "direct".to_owned(),
+                other => format!("model_{other}"),
+            };
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| named.model.predict(black_box(&matrix), &mut out))
+            });
+        }
         // Each profile whole, from the decoded request to the ranked items (one thread).
         for profile in &bundle.profiles {
             request.profile = Some(profile.name.clone().into());

@@ -211,6 +211,7 @@ impl Model {
     /// category list: the code of the numeric category equal to `x` (`3.0` is category
     /// 3), else NaN, as pandas maps it. `None` when the feature has no category list;
     /// then `x` itself is the value (for a categorical feature, the raw code).
+    #[inline]
     pub fn category_value_of_number(&self, feature: usize, x: f64) -> Option<f64> {
         let categories = self.categories[feature].as_ref()?;
         Some(code_value(categories.code_of_number(x)))

@@ -140,7 +140,7 @@ impl<'r> Batch<'r> {
     }
 
     fn check_candidates(&self) -> Result<(), RankError> {
-        let mut ids = std::collections::HashSet::with_capacity(self.request.candidates.len());
+        let mut ids = hashbrown::HashSet::with_capacity(self.request.candidates.len());
         let mut cache = KeyCache::default();
         for (i, candidate) in self.request.candidates.iter().enumerate() {
             if !ids.insert(candidate.id.as_ref()) {
@@ -178,11 +178,14 @@ impl<'r> Batch<'r> {
                     )))
                 }
                 (None, features, None) => {
+                    // Only a label can be refused, so only a label's name is resolved here.
                     for (j, (name, value)) in features.iter().flat_map(|f| f.0.iter()).enumerate() {
-                        let slot = cache.slot(j, name, self.index);
-                        check_label(self.index, slot, value, || {
-                            format!("candidates[{i}].features.{name}")
-                        })?;
+                        if matches!(value, FeatureValue::Label(_)) {
+                            let slot = cache.slot(j, name, self.index);
+                            check_label(self.index, slot, value, || {
+                                format!("candidates[{i}].features.{name}")
+                            })?;
+                        }
                     }
                 }
             }

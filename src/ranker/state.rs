@@ -29,6 +29,8 @@ pub struct Ranker {
     inflight: Arc<Semaphore>,
     /// Scoring slots: how many admitted rankings score at once (`scoring_slots`).
     slots: Arc<Semaphore>,
+    /// Their number, resolved once (the default asks the OS for the core count).
+    slot_count: usize,
     /// Rankings waiting for a slot now.
     waiting: Arc<AtomicUsize>,
     /// Requests to rank again on the shadow version.
@@ -59,7 +61,8 @@ impl Ranker {
     /// reload finds. Blocking: call it off the async runtime.
     pub fn start(config: Config) -> Arc<Self> {
         let metrics = Metrics::new();
-        let slots = Arc::new(Semaphore::new(config.scoring_slots()));
+        let slot_count = config.scoring_slots();
+        let slots = Arc::new(Semaphore::new(slot_count));
         let waiting = Arc::new(AtomicUsize::new(0));
         let shadow = ShadowQueue::start(slots.clone(), waiting.clone(), metrics.clone());
         let ranker = Arc::new(Self {
@@ -68,6 +71,7 @@ impl Ranker {
             shutting_down: AtomicBool::new(false),
             inflight: Arc::new(Semaphore::new(config.max_inflight_requests)),
             slots,
+            slot_count,
             waiting,
             shadow,
             slot_time: Learned::default(),
@@ -196,7 +200,7 @@ impl Ranker {
             return Ok((permit, false));
         }
         let latest_start = deadline.at.checked_sub(RESERVE).unwrap_or(deadline.at);
-        let slots = self.config.scoring_slots() as f64;
+        let slots = self.slot_count as f64;
         let ahead = self.waiting.load(Ordering::Relaxed) as f64 + 1.0;
         // Its turn comes when those ahead of it and itself have shared out the slots.
         let predicted = self.slot_time.get().map_or(Duration::ZERO, |ns| {
