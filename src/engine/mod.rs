@@ -5,7 +5,8 @@
 //!   plain node walk the tests use as reference); `objective` is the output transform;
 //!   `categories` maps values of pandas category features to codes; `model` ties them
 //!   into [`Model`]; `matrix` is the input layout, [`FeatureMatrix`].
-//! - `scorer` evaluates the forest fast (QuickScorer bitvectors on exact rank keys);
+//! - `scorer` evaluates the forest fast (QuickScorer bitvectors on exact rank keys, or a
+//!   lock-step path walk on the same keys for trees with many nodes per level);
 //!   `isa` picks its AVX-512, AVX2 or portable copy at run time ([`Isa`]).
 //!
 //! # Measurements
@@ -34,6 +35,31 @@
 //!   (Direct 583 → 890), and a two-level search over groups of 16 thresholds
 //!   (583 → 680). Compiling each model to machine code, as lleaves does, would need a
 //!   code generator inside the service, since models are swapped while it serves.
+//!
+//! Issue 17 (deep unbalanced trees, many features), same method, on the machine of the
+//! table below while another engineer's builds loaded it (load average about 4 on 2
+//! cores: compare within a line, not across lines); huber = `huber_t300_l255`, wide =
+//! `wide_f250_t300_l63`:
+//! - The lock-step searches again, now with gathers: wide 4,567 → 4,032 (AVX2),
+//!   3,733 → 2,765 (AVX-512), fixture 2,316 → 2,236 (AVX2), but portable
+//!   6,086 → 11,371; kept for AVX2 and AVX-512 only. Branch-free searches row by row:
+//!   10,607 (AVX2) and 11,710 (portable) on wide, dropped.
+//! - Path walk instead of the tests, every tree, 8 rows in lock step (tests → walk):
+//!   huber 19,530 → 10,443 portable, 10,656 → 10,007 AVX2, 6,894 → 12,957 AVX-512;
+//!   t500_l255 56,720 → 32,192 / 35,937 → 32,489 / 16,529 → 28,984; t300_l127
+//!   19,616 → 16,336 / 9,410 → 14,792 / 4,805 → 11,322; fixture (63 leaves)
+//!   8,917 → 11,765 portable. Hence the cost model: walk when a tree has more than 7
+//!   (portable) or 14 (AVX2) nodes per step of its walk (mean leaf depth + 4); never
+//!   with AVX-512, whose 16-lane tests stay ahead.
+//! - Rows per lock step (huber, portable): 4: 14,510; 8: 10,516; 16: 10,939;
+//!   32: 12,647; 64: 12,748.
+//! - The walk with gathers (16 rows, four gathers per step: column, bound, key, next):
+//!   huber 12,400 (AVX2) against 9,928 for the scalar walk in the same copy, and
+//!   15,016 (AVX-512) against 6,968 for the tests; dropped.
+//! - Categorical nodes as a branch on the node kind at every step (a bitset lookup):
+//!   slower than the tests on huber (every tree has some 20 categorical nodes) in a
+//!   first, noisier run; replaced by the search over the bitset's runs, which keeps
+//!   every step one comparison.
 
 mod categories;
 mod error;
