@@ -10,16 +10,26 @@
 //!   `isa` picks its AVX-512, AVX2 or portable copy at run time ([`Isa`]).
 //!
 //! # Measurements
-//! Nanoseconds per row, 1,000 rows, one thread, one sitting (`tools/bench_engine.sh`):
+//! Nanoseconds per row, 1,000 rows, one thread, one sitting (`tools/bench_engine.sh`) on
+//! a 2-core Intel Xeon VM with AVX-512 (`lscpu`: "Intel(R) Xeon(R) Processor", family 6
+//! model 167) whose load average other jobs' compiles kept near 4:
 //!
 //! | shape | LightGBM | lleaves | giftrank portable | giftrank avx2 | giftrank avx512 | LightGBM / giftrank best |
 //! |---|---:|---:|---:|---:|---:|---:|
-//! | fixture_t300_l63 | 22,374 | 5,003 | 4,782 | 2,479 | 1,323 | 16.9× |
-//! | shipped_direct_t300_l31 | 5,159 | 605 | 1,240 | 752 | 570 | 9.1× |
-//! | shipped_stage2_t300_l15 | 9,951 | 1,616 | 812 | 488 | 374 | 26.6× |
-//! | t100_l31 | 7,364 | 1,732 | 613 | 459 | 327 | 22.5× |
-//! | t300_l127 | 36,273 | 9,294 | 11,198 | 7,218 | 4,777 | 7.6× |
-//! | t500_l255 | 126,639 | (compile did not finish in 13 min, 9.5 GB) | 35,659 | 21,224 | 15,614 | 8.1× |
+//! | fixture_t300_l63 | 16,671 | 4,235 | 4,178 | 2,120 | 1,009 | 16.5× |
+//! | shipped_direct_t300_l31 | 4,242 | 524 | 1,096 | 654 | 401 | 10.6× |
+//! | shipped_stage2_t300_l15 | 8,073 | 1,335 | 682 | 409 | 304 | 26.6× |
+//! | t100_l31 | 6,267 | 1,478 | 529 | 354 | 225 | 27.9× |
+//! | t300_l127 | 25,170 | 7,836 | 9,056 | 5,557 | 3,471 | 7.3× |
+//! | t500_l255 | 93,871 | (compile did not finish in 13 min, 9.5 GB) | 15,539 | 17,864 | 11,492 | 8.2× |
+//! | huber_t300_l255 | 33,982 | 13,887 (timed apart, same load) | 9,943 | 11,177 | 6,837 | 5.0× |
+//! | wide_f250_t300_l63 | 18,026 | 5,753 | 6,409 | 4,012 | 2,720 | 6.6× |
+//!
+//! AVX2: 1.77× lleaves in geometric mean (0.80× on shipped Direct), 7.0× LightGBM;
+//! AVX-512: 2.85× and 11.2×. README "Speed" describes the shapes. Against the engine
+//! before issue 17 (interleaved A/B, three pairs, time after / before): huber 1.01×
+//! (AVX2), 0.54× (portable), 1.10× (AVX-512); t500_l255 0.99×, 0.50×, 1.01×; wide
+//! 0.90×, 1.01×, 0.74×.
 //!
 //! What the design was chosen over (interleaved A/B runs of `giftrank bench`, same
 //! rows, medians; shipped Direct = 300 trees × 31 leaves, fixture = 300 × 63):
@@ -60,6 +70,11 @@
 //!   slower than the tests on huber (every tree has some 20 categorical nodes) in a
 //!   first, noisier run; replaced by the search over the bitset's runs, which keeps
 //!   every step one comparison.
+//! - Walk threshold 11 instead of 14 with AVX2 (A/B, three pairs): t500_l255 0.92×,
+//!   huber 1.04×, t300_l127 1.04× the time; kept 14. The walk kept out of line (one
+//!   portable copy called from all): huber 1.02×, t500_l255 1.05× (AVX2); dropped.
+//! - The row-by-row searches instead of the lock-step ones with AVX2: wide 1.18×,
+//!   t500_l255 1.04×, fixture 1.03× the time.
 
 mod categories;
 mod error;
