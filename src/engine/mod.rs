@@ -22,11 +22,11 @@
 //! | t100_l31 | 6,267 | 1,478 | 529 | 354 | 225 | 27.9× |
 //! | t300_l127 | 25,170 | 7,836 | 9,056 | 5,557 | 3,471 | 7.3× |
 //! | t500_l255 | 93,871 | (compile did not finish in 13 min, 9.5 GB) | 15,539 | 17,864 | 11,492 | 8.2× |
-//! | huber_t300_l255 | 33,982 | 13,887 (timed apart, same load) | 9,943 | 11,177 | 6,837 | 5.0× |
+//! | huber_t300_l255 (after the sitting, load 1.5) | 32,505 | 9,385 | 9,735 | 10,370 | 6,543 | 5.0× |
 //! | wide_f250_t300_l63 | 18,026 | 5,753 | 6,409 | 4,012 | 2,720 | 6.6× |
 //!
-//! AVX2: 1.77× lleaves in geometric mean (0.80× on shipped Direct), 7.0× LightGBM;
-//! AVX-512: 2.85× and 11.2×. README "Speed" describes the shapes. Against the engine
+//! AVX2: 1.69× lleaves in geometric mean (0.80× on shipped Direct, 0.91× on huber),
+//! 7.0× LightGBM; AVX-512: 2.71× and 11.2×. README "Speed" describes the shapes. Against the engine
 //! before issue 17 (interleaved A/B, three pairs, time after / before): huber 1.01×
 //! (AVX2), 0.54× (portable), 1.10× (AVX-512); t500_l255 0.99×, 0.50×, 1.01×; wide
 //! 0.90×, 1.01×, 0.74×.
@@ -70,6 +70,8 @@
 //!   slower than the tests on huber (every tree has some 20 categorical nodes) in a
 //!   first, noisier run; replaced by the search over the bitset's runs, which keeps
 //!   every step one comparison.
+//! - The lock-step searches with AVX-512 are not what makes huber slower than before
+//!   (row-by-row searches instead: huber 1.03×, t500_l255 1.07× the time).
 //! - Walk threshold 11 instead of 14 with AVX2 (A/B, three pairs): t500_l255 0.92×,
 //!   huber 1.04×, t300_l127 1.04× the time; kept 14. The walk kept out of line (one
 //!   portable copy called from all): huber 1.02×, t500_l255 1.05× (AVX2); dropped.
