@@ -20,7 +20,9 @@ until at least ``--min-seconds`` (default 0.5) have passed, and the best of
 With ``--lleaves`` the same is done for lleaves (https://github.com/siboehm/lleaves,
 ``Model.compile()`` then ``predict(X, n_jobs=1)``) if it is importable; otherwise
 a note is printed and it is skipped.  Its result is printed before LightGBM's,
-as ``lleaves_ns_per_row=<number>``, so the last line stays LightGBM's.
+as ``lleaves_ns_per_row=<number>``, so the last line stays LightGBM's.  With
+``--lleaves-cache FILE`` lleaves keeps its compiled model in FILE and loads it from
+there next time (its compile of a large model takes many minutes).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, help="number of timed runs; the best is reported")
     ap.add_argument("--min-seconds", type=float, default=0.5, help="minimum duration of one run")
     ap.add_argument("--lleaves", action="store_true", help="also time lleaves if it is installed")
+    ap.add_argument("--lleaves-cache", help="lleaves' compiled model: loaded if it exists, else written")
     args = ap.parse_args()
 
     import lightgbm as lgb
@@ -96,7 +99,7 @@ def main() -> int:
             print("lleaves not installed; skipping")
         else:
             llvm_model = lleaves.Model(model_file=args.model)
-            llvm_model.compile()
+            llvm_model.compile(cache=args.lleaves_cache)
             ll = time_best(lambda: llvm_model.predict(X, n_jobs=1), n, args.runs, args.min_seconds)
             ref = booster.predict(X, num_threads=1)
             got = llvm_model.predict(X, n_jobs=1)

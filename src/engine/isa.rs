@@ -79,6 +79,10 @@ pub fn detect() -> Isa {
 /// `positions` and `sums` have one entry per row): the leaf lookup, which the compiler
 /// leaves scalar; the x86 copies use gather instructions.
 pub(crate) trait LeafGather: Copy {
+    /// Whether this copy has gather instructions (then loops that look tables up
+    /// row by row in lock step are vectorized with them).
+    const GATHERS: bool;
+
     fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]);
 }
 
@@ -87,6 +91,8 @@ pub(crate) trait LeafGather: Copy {
 pub(crate) struct Scalar;
 
 impl LeafGather for Scalar {
+    const GATHERS: bool = false;
+
     #[inline(always)]
     fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
         let Some(last) = values.len().checked_sub(1) else {
@@ -163,6 +169,8 @@ mod x86 {
     struct Avx512Gather(());
 
     impl LeafGather for Avx512Gather {
+        const GATHERS: bool = true;
+
         #[inline(always)]
         fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
             let Some(last) = last_index(values) else {
@@ -193,6 +201,8 @@ mod x86 {
     struct Avx2Gather(());
 
     impl LeafGather for Avx2Gather {
+        const GATHERS: bool = true;
+
         #[inline(always)]
         fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
             let Some(last) = last_index(values) else {

@@ -1,5 +1,6 @@
 //! Batch scoring: the forest recompiled at load into per-tree bitvector tests on integer
-//! rank keys (QuickScorer's idea, evaluated 64 rows at a time), and the block loop that
+//! rank keys (QuickScorer's idea, evaluated 64 rows at a time) and, for trees with many
+//! nodes per level, into a node table walked on the same keys; and the block loop that
 //! sums tree outputs exactly as LightGBM does. `tree.rs` owns what a tree means; this
 //! file owns how fast it is evaluated; `isa.rs` runs the block loop in the copy compiled
 //! for the instruction set chosen at run time.
@@ -39,6 +40,25 @@
 //! Categorical tests read one-hot words built per block: bit `c % 32` (`c % 64` for
 //! 64-bit trees) of the word for chunk `c / 32` (`c / 64`) when the row's category is
 //! `c`; a test keeps the row left when the word shares a bit with its bitset.
+//!
+//! A block computes `#{j : t_j < x}` by binary searches; in the AVX2 and AVX-512 copies
+//! the 64 searches of a feature advance in lock step (one halving of every row's range
+//! per pass, vectorized with gathers), in the portable copy row by row.
+//!
+//! # Deep trees: the path walk
+//! The tests of a tree cost about its number of nodes; a path walk costs about its
+//! depth. A tree with many nodes per level of depth (255 leaves at a mean leaf depth of
+//! 11, say) is instead walked: its nodes are a table of `[column, bound, left, right]`
+//! on the same rank keys, "right" exactly when the key exceeds the bound, and 8 rows
+//! step through it in lock step (a leaf is a node that sends a row back to itself, so
+//! the rows that arrive first wait) until all 8 sit on leaves; the leaf position then
+//! adds its output as above. A categorical node is compiled into a small search on the
+//! row's category (`-1` for none, saturating at `i32::MAX`): its bitset is a union of
+//! runs `a..=b` of categories, and the bounds `a - 1` and `b` of the runs send a key
+//! left exactly when it lies in one of them, as LightGBM's bitset lookup does, so every
+//! node is one comparison. Which trees are walked is chosen per instruction set by a
+//! cost model, nodes per step of the walk (`walk_threshold`); the tests run all three
+//! choices (none, all, the model's) against the node walk.
 //!
 //! # Measurements
 //! The table in `mod.rs` has the numbers that chose this design over the alternatives.
@@ -133,6 +153,41 @@ struct TreeCode {
     /// First entry of `Scorer::leaf_values` (and `leaf_ids`): one per 64 leaves.
     first_leaf: u32,
     width: Width,
+    /// The same tree as nodes for the path walk.
+    walk: WalkTree,
+    /// Whether blocks walk this tree (else they run its tests), for the scorer's
+    /// instruction set.
+    walks: bool,
+}
+
+/// One tree for the path walk: its nodes, a range of `Scorer::walk_nodes`, the
+/// internal ones first (root at 0), then one per leaf in left-to-right order.
+#[derive(Debug, Clone)]
+struct WalkTree {
+    nodes: Range<u32>,
+    /// Where every row starts (the root, or the leaf of a tree that is one).
+    start: u32,
+    internal: u32,
+    /// What the cost model weighs: the tree's nodes per step of the walk to a leaf
+    /// (its mean leaf depth, in walk nodes, plus [`WALK_SLACK`]).
+    nodes_per_step: f32,
+}
+
+/// One node of the path walk, as [`LeafGather::walk`] reads it: where its column
+/// starts in the block's flattened `walk_keys` (a key column or a category column),
+/// its bound as `i32` bits (right when the row's key exceeds it), and the next node
+/// (an index into the tree's nodes) for left and for right. A leaf is a node that
+/// sends every row back to itself: it reads the zero column with the bound
+/// `i32::MAX`, and both its next nodes are it.
+type WalkNode = [u32; 4];
+
+/// The `next` fields (walk node, 0 for left or 1 for right) to point at a node once its
+/// index is known, while a tree is compiled for the walk.
+type Slots = Vec<(usize, usize)>;
+
+/// A [`WalkNode`] reading the column that starts at `key`.
+fn walk_node(key: u32, bound: i32, next: [u32; 2]) -> WalkNode {
+    [key, bound as u32, next[0], next[1]]
 }
 
 /// The tests of one tree that touch one 64-leaf word of its bit vectors, run together
@@ -196,7 +251,27 @@ pub(crate) struct Scorer {
     one_hot_columns: OneHotColumns,
     /// The widest tree, in 64-bit words.
     max_words: usize,
+    walk_nodes: Vec<WalkNode>,
+    /// The features whose category columns the walk reads (after the zero column and
+    /// the key columns).
+    walk_categories: Vec<u32>,
+    /// How many columns a block fills for the walk (0 when no tree walks).
+    walk_columns: usize,
+    /// Which trees walk: as the cost model says, or all or none of them (tests).
+    walk_choice: WalkChoice,
     isa: Isa,
+}
+
+/// Which trees [`Scorer`] walks instead of running their tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WalkChoice {
+    /// Those the cost model finds cheaper to walk on the scorer's instruction set.
+    Cost,
+    /// All or none (the tests compare both with the node walk).
+    #[cfg_attr(not(test), allow(dead_code))]
+    All,
+    #[cfg_attr(not(test), allow(dead_code))]
+    None,
 }
 
 /// Column indices while the scorer is built.
@@ -206,6 +281,8 @@ struct ColumnIndex {
     key: HashMap<(u32, Missing), (u32, usize)>,
     /// By `(feature, chunk, wide)`.
     one_hot: HashMap<(u32, u32, bool), u32>,
+    /// By feature: the walk's category column.
+    walk_category: HashMap<u32, u32>,
 }
 
 impl Scorer {
@@ -227,6 +304,10 @@ impl Scorer {
             thresholds: Vec::new(),
             one_hot_columns: OneHotColumns::default(),
             max_words: 1,
+            walk_nodes: Vec::new(),
+            walk_categories: Vec::new(),
+            walk_columns: 0,
+            walk_choice: WalkChoice::Cost,
             isa: isa::detect(),
         };
         let mut index = ColumnIndex::default();
@@ -234,15 +315,7 @@ impl Scorer {
         for t in 0..forest.len() {
             scorer.push_tree(forest, t, &mut index)?;
         }
-        let columns = scorer.key_columns.len();
-        let uses = |narrow: bool| {
-            scorer
-                .trees
-                .iter()
-                .any(|t| (t.width == Width::Narrow) == narrow)
-        };
-        scorer.narrow_key_columns = if uses(true) { columns } else { 0 };
-        scorer.wide_key_columns = if uses(false) { columns } else { 0 };
+        scorer.choose_walks();
         Ok(scorer)
     }
 
@@ -254,7 +327,40 @@ impl Scorer {
     /// Uses `isa` if this CPU has it (else the best it has below it); returns the choice.
     pub fn set_isa(&mut self, isa: Isa) -> Isa {
         self.isa = isa.min(isa::detect());
+        self.choose_walks();
         self.isa
+    }
+
+    /// Walks all trees, none, or those the cost model picks.
+    #[cfg(test)]
+    pub fn set_walk_choice(&mut self, choice: WalkChoice) {
+        self.walk_choice = choice;
+        self.choose_walks();
+    }
+
+    /// Decides for every tree whether blocks walk it, and sizes the block's columns.
+    fn choose_walks(&mut self) {
+        let threshold = walk_threshold(self.isa);
+        for tree in &mut self.trees {
+            tree.walks = match self.walk_choice {
+                WalkChoice::All => true,
+                WalkChoice::None => false,
+                WalkChoice::Cost => threshold.is_some_and(|t| tree.walk.nodes_per_step > t),
+            };
+        }
+        let columns = self.key_columns.len();
+        let uses = |narrow: bool| {
+            self.trees
+                .iter()
+                .any(|t| !t.walks && (t.width == Width::Narrow) == narrow)
+        };
+        self.narrow_key_columns = if uses(true) { columns } else { 0 };
+        self.wide_key_columns = if uses(false) { columns } else { 0 };
+        self.walk_columns = if self.trees.iter().any(|t| t.walks) {
+            1 + columns + self.walk_categories.len()
+        } else {
+            0
+        };
     }
 
     /// Collects the key columns and, per feature, the sorted distinct thresholds of
@@ -385,12 +491,174 @@ impl Scorer {
                 tests_per_kind,
             });
         }
+        let walk = self.push_walk(forest, nodes, &position, index)?;
         self.trees.push(TreeCode {
             segments: first_segment..index32(self.segments.len())?,
             first_leaf,
             width,
+            walk,
+            walks: false,
         });
         Ok(())
+    }
+
+    /// Compiles a tree for the path walk (`position`: each leaf's left-to-right
+    /// position). A numerical node becomes one walk node
+    /// on its key column. A categorical node becomes a small search tree of walk nodes
+    /// on the feature's category column: its bitset is a union of runs of categories,
+    /// so "left" is "between some run's ends", and the runs' ends are the bounds.
+    fn push_walk(
+        &mut self,
+        forest: &Forest,
+        nodes: &[Node],
+        position: &[u32],
+        index: &mut ColumnIndex,
+    ) -> Result<WalkTree, ModelError> {
+        let first = self.walk_nodes.len();
+        let category_base = 1 + self.key_columns.len();
+        // The walk nodes' `next` slots that lead to each tree node or leaf, filled
+        // once its index is known (leaves: after all internal nodes).
+        let mut leaf_slots: Vec<Slots> = vec![Vec::new(); position.len()];
+        let mut start = None;
+        let mut start_leaf = None;
+        let mut depth_sum = 0.0f32;
+        // (child as in `Node`, slots that lead to it, its depth in walk steps)
+        let mut work: Vec<(i32, Slots, f32)> =
+            vec![(if nodes.is_empty() { -1 } else { 0 }, Vec::new(), 0.0)];
+        while let Some((child, slots, depth)) = work.pop() {
+            if child < 0 {
+                let leaf = !child as usize;
+                depth_sum += depth;
+                if slots.is_empty() {
+                    start_leaf = Some(leaf);
+                }
+                leaf_slots[leaf].extend(slots);
+                continue;
+            }
+            let at = self.walk_nodes.len() - first;
+            let node = &nodes[child as usize];
+            let (left, right, steps) = match node.rule {
+                Rule::Numerical { .. } => {
+                    let (column, bound) = self.key_bound(node, index);
+                    let at = self.walk_nodes.len();
+                    let bound = i32::try_from(bound).map_err(|_| too_large())?;
+                    let key = walk_offset(1 + column as usize)?;
+                    self.walk_nodes.push(walk_node(key, bound, [0, 0]));
+                    (vec![(at, 0)], vec![(at, 1)], 1.0)
+                }
+                Rule::Categorical {
+                    words: (start, end),
+                } => {
+                    let column = match index.walk_category.get(&node.feature) {
+                        Some(&column) => column,
+                        None => {
+                            let column = index32(self.walk_categories.len())?;
+                            self.walk_categories.push(node.feature);
+                            index.walk_category.insert(node.feature, column);
+                            column
+                        }
+                    };
+                    let key = walk_offset(category_base + column as usize)?;
+                    let ends = run_ends(forest.cat_words(start, end))?;
+                    let slots = self.push_search(first, key, &ends)?;
+                    // About the steps of the search, for the cost model.
+                    let steps = (ends.len() as f32 + 1.0).log2().ceil();
+                    (slots.0, slots.1, steps)
+                }
+            };
+            if self.walk_nodes.len() - first == at {
+                // Nothing was pushed (an empty bitset): every row goes right, so what
+                // leads here leads there.
+                work.push((node.right, slots, depth));
+                continue;
+            }
+            for &(node, side) in &slots {
+                self.walk_nodes[node][2 + side] = index32(at)?;
+            }
+            if slots.is_empty() {
+                start = Some(at);
+            }
+            work.push((node.right, right, depth + steps));
+            work.push((node.left, left, depth + steps));
+        }
+        let internal = index32(self.walk_nodes.len() - first)?;
+        for (leaf, slots) in leaf_slots.iter().enumerate() {
+            let at = internal + position[leaf];
+            for &(node, side) in slots {
+                self.walk_nodes[node][2 + side] = at;
+            }
+        }
+        for leaf in 0..index32(position.len())? {
+            let at = internal + leaf;
+            self.walk_nodes.push(walk_node(0, i32::MAX, [at, at]));
+        }
+        let start = match (start, start_leaf) {
+            (Some(at), _) => index32(at)?,
+            (None, Some(leaf)) => internal + position[leaf],
+            (None, None) => internal,
+        };
+        Ok(WalkTree {
+            nodes: index32(first)?..index32(self.walk_nodes.len())?,
+            start,
+            internal,
+            nodes_per_step: nodes.len() as f32 / (depth_sum / position.len() as f32 + WALK_SLACK),
+        })
+    }
+
+    /// Pushes the search tree that sends a category key left when it lies in one of
+    /// the runs `ends` (pairs `(a - 1, b)` for each run `a..=b`, ascending), right
+    /// otherwise; returns the `next` slots of its left and right outcomes (none when
+    /// `ends` is empty: then every row goes right, and nothing is pushed).
+    fn push_search(
+        &mut self,
+        first: usize,
+        key: u32,
+        ends: &[i32],
+    ) -> Result<(Slots, Slots), ModelError> {
+        // Segment `s` of the integers is `(ends[s - 1], ends[s]]`; odd segments are
+        // inside a run (left), even ones outside (right).
+        let mut outcomes = (Vec::new(), Vec::new());
+        // (first segment, last segment, the slot that leads here)
+        let mut work = vec![(0usize, ends.len(), None::<(usize, usize)>)];
+        while let Some((lo, hi, slot)) = work.pop() {
+            if lo == hi {
+                if let Some(slot) = slot {
+                    if lo % 2 == 1 {
+                        outcomes.0.push(slot);
+                    } else {
+                        outcomes.1.push(slot);
+                    }
+                }
+                continue;
+            }
+            let mid = (lo + hi) / 2;
+            let node = self.walk_nodes.len();
+            if let Some((parent, side)) = slot {
+                self.walk_nodes[parent][2 + side] = index32(node - first)?;
+            }
+            self.walk_nodes.push(walk_node(key, ends[mid], [0, 0]));
+            work.push((mid + 1, hi, Some((node, 1))));
+            work.push((lo, mid, Some((node, 0))));
+        }
+        Ok(outcomes)
+    }
+
+    /// The key column and the bound of a numerical node: right when the key exceeds it.
+    fn key_bound(&self, node: &Node, index: &ColumnIndex) -> (u32, usize) {
+        let Rule::Numerical {
+            threshold,
+            nan_left,
+            zero_is_missing,
+        } = node.rule
+        else {
+            return (0, 0);
+        };
+        let missing = Missing::of(threshold, nan_left, zero_is_missing);
+        let (column, key_feature) = index.key[&(node.feature, missing)];
+        let range = self.key_features[key_feature].thresholds.clone();
+        // The threshold's position among the feature's: `i`, the bound is `i + 1`.
+        let i = self.thresholds[range].partition_point(|&t| t < threshold);
+        (column, i + 1)
     }
 
     /// The kind, bound and column of a node's test in a tree with 64-bit vectors
@@ -403,17 +671,9 @@ impl Scorer {
         index: &mut ColumnIndex,
     ) -> Result<(Kind, u64, u32), ModelError> {
         match node.rule {
-            Rule::Numerical {
-                threshold,
-                nan_left,
-                zero_is_missing,
-            } => {
-                let missing = Missing::of(threshold, nan_left, zero_is_missing);
-                let (column, key_feature) = index.key[&(node.feature, missing)];
-                let range = self.key_features[key_feature].thresholds.clone();
-                // The threshold's position among the feature's: `i`, the bound is `i + 1`.
-                let i = self.thresholds[range].partition_point(|&t| t < threshold);
-                Ok((Kind::Order, i as u64 + 1, column))
+            Rule::Numerical { .. } => {
+                let (column, bound) = self.key_bound(node, index);
+                Ok((Kind::Order, bound as u64, column))
             }
             Rule::Categorical {
                 words: (start, end),
@@ -484,6 +744,7 @@ impl Scorer {
             narrow_one_hot: vec![[0; ROWS]; self.one_hot_columns.narrow.len()],
             wide_one_hot: vec![[0; ROWS]; self.one_hot_columns.wide.len()],
             words: vec![[u64::MAX; ROWS]; self.max_words],
+            walk_keys: vec![[0; ROWS]; self.walk_columns],
             sums: vec![[0.0; ROWS]; k],
         };
         for start in (0..rows.num_rows()).step_by(ROWS) {
@@ -511,14 +772,24 @@ impl Scorer {
     /// Computes the key and one-hot columns of rows `start..start + len`; the block's
     /// rows past the end read as the value 0 (their scores are never copied out).
     #[inline(always)]
-    fn fill_columns(&self, rows: &FeatureMatrix, start: usize, len: usize, block: &mut Block) {
+    fn fill_columns<G: LeafGather>(
+        &self,
+        rows: &FeatureMatrix,
+        start: usize,
+        len: usize,
+        block: &mut Block,
+    ) {
         for key_feature in &self.key_features {
             let mut values = [0.0; ROWS];
             for (r, value) in values.iter_mut().enumerate().take(len) {
                 *value = rows.row(start + r)[key_feature.feature as usize];
             }
             let thresholds = &self.thresholds[key_feature.thresholds.clone()];
-            let below = values.map(|x| thresholds.partition_point(|&t| t < x) as i32);
+            let below = if G::GATHERS {
+                count_below(thresholds, &values)
+            } else {
+                values.map(|x| thresholds.partition_point(|&t| t < x) as i32)
+            };
             let columns = key_feature.columns.clone();
             for (column, &missing) in columns.clone().zip(&self.key_columns[columns]) {
                 let keys = rank_keys(&values, &below, missing, thresholds.len());
@@ -527,6 +798,25 @@ impl Scorer {
                 }
                 if let Some(wide) = block.wide_keys.get_mut(column) {
                     *wide = keys.map(f64::from);
+                }
+                if let Some(walk) = block.walk_keys.get_mut(1 + column) {
+                    *walk = keys;
+                }
+            }
+        }
+        if !block.walk_keys.is_empty() {
+            let base = 1 + self.key_columns.len();
+            for (codes, &feature) in block.walk_keys[base..]
+                .iter_mut()
+                .zip(&self.walk_categories)
+            {
+                for (r, code) in codes.iter_mut().enumerate() {
+                    let x = if r < len {
+                        rows.row(start + r)[feature as usize]
+                    } else {
+                        0.0
+                    };
+                    *code = category_key(x);
                 }
             }
         }
@@ -557,9 +847,9 @@ impl Scorer {
     /// copy per instruction set through [`BlockKernel`], so the loops below are compiled
     /// (and vectorized) for each.
     #[inline(always)]
-    fn score_block_inline(
+    fn score_block_inline<G: LeafGather>(
         &self,
-        gather: impl LeafGather,
+        gather: G,
         forest: &Forest,
         rows: &FeatureMatrix,
         start: usize,
@@ -567,12 +857,13 @@ impl Scorer {
     ) {
         let k = block.sums.len();
         let len = ROWS.min(rows.num_rows() - start);
-        self.fill_columns(rows, start, len, block);
+        self.fill_columns::<G>(rows, start, len, block);
         for (t, tree) in self.trees.iter().enumerate() {
             let segments = &self.segments[tree.segments.start as usize..tree.segments.end as usize];
             let narrow = (&block.narrow_keys[..], &block.narrow_one_hot[..]);
             let wide = (&block.wide_keys[..], &block.wide_one_hot[..]);
             let positions = match tree.width {
+                _ if tree.walks => self.walk_positions(&tree.walk, block.walk_keys.as_flattened()),
                 Width::Narrow => self.exit_positions::<u32>(segments, narrow),
                 Width::Single => self.exit_positions::<u64>(segments, wide),
                 Width::Wide(words) => {
@@ -608,6 +899,39 @@ impl Scorer {
             *position = word as u32 * 64 + v[word][r].trailing_zeros();
         }
         positions
+    }
+
+    /// The exit leaf position of every row, by walking the tree from the root,
+    /// `WALK_ROWS` rows in lock step until all of them sit on leaves (which send rows
+    /// back to themselves).
+    #[inline(always)]
+    fn walk_positions(&self, walk: &WalkTree, keys: &[i32]) -> [u32; ROWS] {
+        let nodes = &self.walk_nodes[walk.nodes.start as usize..walk.nodes.end as usize];
+        let mut positions = [walk.start; ROWS];
+        let (Some(last_node), Some(last_key)) =
+            (nodes.len().checked_sub(1), keys.len().checked_sub(1))
+        else {
+            return [0; ROWS];
+        };
+        for (group, at) in positions
+            .as_chunks_mut::<WALK_ROWS>()
+            .0
+            .iter_mut()
+            .enumerate()
+        {
+            let first = group * WALK_ROWS;
+            loop {
+                for (r, at) in at.iter_mut().enumerate() {
+                    let node = nodes[(*at as usize).min(last_node)];
+                    let key = keys[(node[0] as usize + first + r).min(last_key)];
+                    *at = node[2 + usize::from(key > node[1] as i32)];
+                }
+                if at.iter().all(|&a| a >= walk.internal) {
+                    break;
+                }
+            }
+        }
+        positions.map(|at| at - walk.internal)
     }
 
     /// The exit leaf position of every row in a tree of one word (`W` wide).
@@ -781,7 +1105,55 @@ impl Kernel for BlockKernel<'_> {
 
 /// A length as a stored `u32` index; a model whose arrays outgrow `u32` is refused.
 fn index32(len: usize) -> Result<u32, ModelError> {
-    u32::try_from(len).map_err(|_| ModelError::new("the model is too large to score"))
+    u32::try_from(len).map_err(|_| too_large())
+}
+
+fn too_large() -> ModelError {
+    ModelError::new("the model is too large to score")
+}
+
+/// Where walk column `column` starts in a block's flattened `walk_keys`.
+fn walk_offset(column: usize) -> Result<u32, ModelError> {
+    column.checked_mul(ROWS).map_or(Err(too_large()), index32)
+}
+
+/// The runs of categories in a bitset, as the search bounds of [`Scorer::push_search`]:
+/// `a - 1` and `b` for each run `a..=b` of set bits, ascending. Categories must stay
+/// below `i32::MAX` (a bitset of 2^26 words is refused).
+fn run_ends(words: &[u32]) -> Result<Vec<i32>, ModelError> {
+    let top = i32::try_from(words.len() * 32).map_err(|_| too_large())?;
+    let has = |c: i32| (words[(c / 32) as usize] >> (c % 32)) & 1 == 1;
+    let mut ends = Vec::new();
+    let mut c = 0;
+    while c < top {
+        if has(c) {
+            let a = c;
+            while c < top && has(c) {
+                c += 1;
+            }
+            ends.extend([a - 1, c - 1]);
+        } else {
+            c += 1;
+        }
+    }
+    Ok(ends)
+}
+
+/// Steps added to a tree's mean leaf depth to count a walk's steps: rows walk in lock
+/// step until the deepest of them is done.
+const WALK_SLACK: f32 = 4.0;
+
+/// The cost model that picks walked trees: a tree is walked when it has more nodes
+/// per step of the walk (`WalkTree::nodes_per_step`) than this, on `isa`. The tests
+/// cost about the nodes, the walk about the steps; where the crossover lies was
+/// measured per instruction set (module docs). AVX-512 runs the tests fastest of all
+/// and never walks.
+fn walk_threshold(isa: Isa) -> Option<f32> {
+    match isa {
+        Isa::Portable => Some(7.0),
+        Isa::Avx2 => Some(14.0),
+        Isa::Avx512 => None,
+    }
 }
 
 /// Scratch space for one block, allocated once per `predict_raw` call.
@@ -795,6 +1167,9 @@ struct Block {
     wide_one_hot: Vec<[u64; ROWS]>,
     /// Bit vectors of the current tree when it has more than 64 leaves.
     words: Vec<[u64; ROWS]>,
+    /// The walk's columns: zeros, then the key columns, then the category columns
+    /// (each row's category, `u32::MAX` for none, as `i32` bits).
+    walk_keys: Vec<[i32; ROWS]>,
     /// Per output: the running sum of each row.
     sums: Vec<[f64; ROWS]>,
 }
@@ -816,6 +1191,48 @@ fn rank_keys(values: &[f64; ROWS], below: &[i32; ROWS], missing: Missing, n: usi
         *key = if is_missing { missing_key } else { 1 + below };
     }
     keys
+}
+
+/// `#{j : thresholds[j] < x}` for each value of a block (`thresholds` sorted): binary
+/// searches that advance in lock step, one halving of every row's range per pass, with
+/// no branch on the data (0 for NaN, which compares below nothing).
+#[inline(always)]
+fn count_below(thresholds: &[f64], values: &[f64; ROWS]) -> [i32; ROWS] {
+    let Some(last) = thresholds.len().checked_sub(1) else {
+        return [0; ROWS];
+    };
+    let mut base = [0usize; ROWS];
+    let mut len = thresholds.len();
+    while len > 1 {
+        let half = len / 2;
+        for (base, &x) in base.iter_mut().zip(values) {
+            let probe = (*base + half).min(last);
+            if thresholds[probe] < x {
+                *base = probe;
+            }
+        }
+        len -= half;
+    }
+    let mut below = [0; ROWS];
+    for ((below, &base), &x) in below.iter_mut().zip(&base).zip(values) {
+        *below = (base + usize::from(thresholds[base.min(last)] < x)) as i32;
+    }
+    below
+}
+
+/// Rows walked in lock step.
+const WALK_ROWS: usize = 8;
+
+/// The walk's key of `x` at a categorical split: `-1` for none (NaN and `x <= -1`,
+/// below every run), else the category, `x` truncated toward zero, saturating at
+/// `i32::MAX` (above every run: bitsets end below it).
+#[inline(always)]
+fn category_key(x: f64) -> i32 {
+    if x.is_nan() || x <= -1.0 {
+        -1
+    } else {
+        x as i32
+    }
 }
 
 /// The one-hot word of `x` for category chunk `chunk` (categories `32 * chunk` to
@@ -976,6 +1393,45 @@ mod tests {
     }
 
     #[test]
+    fn category_runs_end_where_bits_change() {
+        assert_eq!(run_ends(&[]).unwrap(), Vec::<i32>::new());
+        assert_eq!(run_ends(&[0]).unwrap(), Vec::<i32>::new());
+        // Categories 0, 2..=3 and 31..=32.
+        assert_eq!(
+            run_ends(&[0b1101 | 1 << 31, 1]).unwrap(),
+            [-1, 0, 1, 3, 30, 32]
+        );
+    }
+
+    #[test]
+    fn the_cost_model_walks_deep_trees_and_tests_small_ones() {
+        let case = |name: &str| {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine");
+            Model::from_file(&dir.join(name).join("model.txt")).expect("fixture model")
+        };
+        let (deep, small) = (case("deep"), case("binary"));
+        for isa in Isa::ALL {
+            let mut scorer = Scorer::new(deep.forest()).expect("compiles");
+            if scorer.set_isa(isa) != isa {
+                continue;
+            }
+            let walked = scorer.trees.iter().filter(|t| t.walks).count();
+            let want = if walk_threshold(isa).is_some() {
+                scorer.trees.len()
+            } else {
+                0
+            };
+            assert_eq!(walked, want, "{isa}: deep trees walked");
+            let mut scorer = Scorer::new(small.forest()).expect("compiles");
+            scorer.set_isa(isa);
+            assert!(
+                scorer.trees.iter().all(|t| !t.walks),
+                "{isa}: a small tree walked"
+            );
+        }
+    }
+
+    #[test]
     fn a_scorer_never_uses_more_than_the_cpu_has() {
         let mut scorer = Scorer::new(&Forest::default()).expect("empty forest");
         assert_eq!(scorer.isa(), isa::detect());
@@ -1003,16 +1459,19 @@ mod tests {
             }
             let want = reference(model, &rows);
             let mut scorer = Scorer::new(model.forest()).expect("a loaded model compiles");
-            for isa in Isa::ALL {
+            for (isa, choice) in Isa::ALL.into_iter().flat_map(|isa| {
+                [WalkChoice::None, WalkChoice::All, WalkChoice::Cost].map(|choice| (isa, choice))
+            }) {
                 if scorer.set_isa(isa) != isa {
                     continue;
                 }
+                scorer.set_walk_choice(choice);
                 let mut got = vec![0.0; want.len()];
                 scorer.predict_raw(model.forest(), &rows, model.num_outputs(), &mut got);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     prop_assert!(
                         g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
-                        "{name}, {isa}, output {i}: scorer {g:?}, node walk {w:?}"
+                        "{name}, {isa}, {choice:?}, output {i}: scorer {g:?}, node walk {w:?}"
                     );
                 }
             }
