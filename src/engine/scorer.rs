@@ -1146,12 +1146,13 @@ const WALK_SLACK: f32 = 4.0;
 /// The cost model that picks walked trees: a tree is walked when it has more nodes
 /// per step of the walk (`WalkTree::nodes_per_step`) than this, on `isa`. The tests
 /// cost about the nodes, the walk about the steps; where the crossover lies was
-/// measured per instruction set (module docs). AVX-512 runs the tests fastest of all
-/// and never walks.
+/// measured per instruction set on the 2-core AMD EPYC we build on (module docs; an
+/// Intel Xeon had put it at 7 and 14). AVX-512 runs the tests fastest of all and never
+/// walks.
 fn walk_threshold(isa: Isa) -> Option<f32> {
     match isa {
-        Isa::Portable => Some(7.0),
-        Isa::Avx2 => Some(14.0),
+        Isa::Portable => Some(5.0),
+        Isa::Avx2 => Some(10.0),
         Isa::Avx512 => None,
     }
 }
