@@ -95,7 +95,7 @@ async fn random_requests_rank_as_the_engine_reference() {
 
 #[tokio::test]
 async fn a_large_request_ranked_alone_is_scored_on_two_threads_exactly() {
-    // 4,099 candidates (past the two-thread threshold of 2,048, an odd count), with
+    // 4,099 candidates (past the two-thread threshold of 512, an odd count), with
     // different features missing in each repetition of the example's candidates, so
     // that every row of either half is told apart.
     let mut request = common::repeated_request(4099);

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod deadline;
 pub mod error;
 pub mod features;
+mod helper;
 pub mod models;
 pub mod pipeline;
 pub mod request;

@@ -11,6 +11,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use super::budget::{Learned, RESERVE};
 use super::deadline::Deadline;
 use super::error::RankError;
+use super::helper::Helper;
 use super::models::{self, PinError, ReloadOutcome};
 use super::routing::Routing;
 use super::serving::Serving;
@@ -37,6 +38,8 @@ pub struct Ranker {
     shadow: ShadowQueue,
     /// How long a ranking holds its slot, learned.
     slot_time: Learned,
+    /// Scores half of a large request ranked alone (none on a single core).
+    helper: Option<Helper>,
     /// [`Ranker::is_ready`], for those who follow it (the gRPC health service).
     readiness: watch::Sender<bool>,
 }
@@ -75,6 +78,10 @@ impl Ranker {
             waiting,
             shadow,
             slot_time: Learned::default(),
+            helper: std::thread::available_parallelism()
+                .is_ok_and(|cores| cores.get() > 1)
+                .then(Helper::start)
+                .flatten(),
             readiness: watch::Sender::new(false),
             config,
         });
@@ -298,6 +305,11 @@ impl Ranker {
                 deadline.length.as_millis()
             )),
         )
+    }
+
+    /// The thread that scores half of a large request ranked alone, if there is one.
+    pub fn helper(&self) -> Option<&Helper> {
+        self.helper.as_ref()
     }
 
     /// Whether the calling ranking job is the only one admitted: then a second core is
