@@ -1,7 +1,7 @@
 //! Run-time choice of instruction set for the scoring loops, and the only `unsafe` in
 //! the crate: running the copy of a [`Kernel`] compiled for AVX-512 or AVX2 after
 //! `is_x86_feature_detected!` has confirmed that this CPU runs it, and the gather
-//! instructions those copies use for leaf lookups.
+//! instructions the AVX-512 copy uses for leaf lookups.
 //!
 //! The kernels themselves are safe Rust; `#[target_feature]` only lets the compiler
 //! vectorize them wider. Nothing depends on `-C target-cpu`: a binary built for plain
@@ -77,7 +77,7 @@ pub fn detect() -> Isa {
 /// Adds `values[positions[r]]` to `sums[r]` for every row `r` of a block (a position
 /// past the end reads the last value; `values` is a tree's leaf table, never empty;
 /// `positions` and `sums` have one entry per row): the leaf lookup, which the compiler
-/// leaves scalar; the x86 copies use gather instructions.
+/// leaves scalar; the AVX-512 copy uses gather instructions.
 pub(crate) trait LeafGather: Copy {
     /// Whether this copy has gather instructions (then loops that look tables up
     /// row by row in lock step are vectorized with them).
@@ -196,7 +196,11 @@ mod x86 {
         }
     }
 
-    /// Four rows per gather; made only by `score_avx2`, as above.
+    /// Made only by `score_avx2`, as above: its lock-step searches gather, but leaves
+    /// are added row by row. Four-row leaf gathers were slower than scalar loads on the
+    /// AMD EPYC we build on (`giftrank bench --isa avx2`, three interleaved pairs, ns/row:
+    /// shipped Direct 482 → 465, gift_prob 508 → 490, Stage2 332 → 316; deeper shapes
+    /// unchanged), while AVX-512's eight-row gathers stay ahead of them (Direct 354 → 374).
     #[derive(Debug, Clone, Copy)]
     struct Avx2Gather(());
 
@@ -205,26 +209,7 @@ mod x86 {
 
         #[inline(always)]
         fn add(self, values: &[f64], positions: &[u32], sums: &mut [f64]) {
-            let Some(last) = last_index(values) else {
-                return;
-            };
-            let (position_lanes, position_rest) = positions.as_chunks::<4>();
-            let (sum_lanes, sum_rest) = sums.as_chunks_mut::<4>();
-            // SAFETY: AVX2 is present (see the type).
-            let last = unsafe { _mm_set1_epi32(last) };
-            for (position, sum) in position_lanes.iter().zip(sum_lanes) {
-                // SAFETY: AVX2 is present (see the type); each pointer reads or writes
-                // the 4 elements of its array, and every gathered index is clamped to
-                // `last`, inside `values`.
-                unsafe {
-                    let index = _mm_loadu_si128(position.as_ptr().cast());
-                    let index = _mm_min_epu32(index, last);
-                    let leaf = _mm256_i32gather_pd::<8>(values.as_ptr(), index);
-                    let total = _mm256_add_pd(_mm256_loadu_pd(sum.as_ptr()), leaf);
-                    _mm256_storeu_pd(sum.as_mut_ptr(), total);
-                }
-            }
-            Scalar.add(values, position_rest, sum_rest);
+            Scalar.add(values, positions, sums)
         }
     }
 }
