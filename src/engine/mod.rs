@@ -11,22 +11,40 @@
 //!
 //! # Measurements
 //! Nanoseconds per row, 1,000 rows, one thread, one sitting (`tools/bench_engine.sh`) on
-//! a 2-core Intel Xeon VM with AVX-512 (`lscpu`: "Intel(R) Xeon(R) Processor", family 6
-//! model 167) whose load average other jobs' compiles kept near 4:
+//! the 2-core AMD EPYC VM we build on (`lscpu`: "AMD EPYC", family 26 model 2, which also
+//! has AVX-512), nothing else running:
 //!
 //! | shape | LightGBM | lleaves | giftrank portable | giftrank avx2 | giftrank avx512 | LightGBM / giftrank best |
 //! |---|---:|---:|---:|---:|---:|---:|
-//! | fixture_t300_l63 | 16,671 | 4,235 | 4,178 | 2,120 | 1,009 | 16.5× |
-//! | shipped_direct_t300_l31 | 4,242 | 524 | 1,096 | 654 | 401 | 10.6× |
-//! | shipped_stage2_t300_l15 | 8,073 | 1,335 | 682 | 409 | 304 | 26.6× |
-//! | t100_l31 | 6,267 | 1,478 | 529 | 354 | 225 | 27.9× |
-//! | t300_l127 | 25,170 | 7,836 | 9,056 | 5,557 | 3,471 | 7.3× |
-//! | t500_l255 | 93,871 | (compile did not finish in 13 min, 9.5 GB) | 15,539 | 17,864 | 11,492 | 8.2× |
-//! | huber_t300_l255 (after the sitting, load 1.5) | 32,505 | 9,385 | 9,735 | 10,370 | 6,543 | 5.0× |
-//! | wide_f250_t300_l63 | 18,026 | 5,753 | 6,409 | 4,012 | 2,720 | 6.6× |
+//! | fixture_t300_l63 | 15,327 | 4,797 | 3,718 | 1,623 | 769 | 19.9× |
+//! | shipped_direct_t300_l31 | 3,961 | 463 | 1,009 | 439 | 339 | 11.7× |
+//! | shipped_stage2_t300_l15 | 5,716 | 1,327 | 604 | 313 | 292 | 19.6× |
+//! | t100_l31 | 4,941 | 1,434 | 476 | 260 | 191 | 25.9× |
+//! | t300_l127 | 24,130 | 8,319 | 5,534 | 4,469 | 2,710 | 8.9× |
+//! | t500_l255 | 65,597 | (not run) | 10,384 | 10,249 | 8,930 | 7.3× |
+//! | huber_t300_l255 | 32,447 | 10,616 | 6,862 | 6,750 | 5,037 | 6.4× |
+//! | wide_f250_t300_l63 | 16,586 | 6,146 | 5,038 | 2,625 | 1,936 | 8.6× |
 //!
-//! AVX2: 1.69× lleaves in geometric mean (0.80× on shipped Direct, 0.91× on huber),
-//! 7.0× LightGBM; AVX-512: 2.71× and 11.2×. README "Speed" describes the shapes. Against the engine
+//! AVX2: 2.43× lleaves in geometric mean (at least 1.06×, on shipped Direct), 8.6×
+//! LightGBM; AVX-512: 3.46× and 12.0×; portable: 1.41× lleaves, but 0.46× on shipped
+//! Direct. README "Speed" describes the shapes.
+//!
+//! The same table on a 2-core Intel Xeon VM with AVX-512 (family 6 model 167) while other
+//! jobs kept its load average near 4, before the changes listed last below:
+//!
+//! | shape | LightGBM | lleaves | giftrank portable | giftrank avx2 | giftrank avx512 |
+//! |---|---:|---:|---:|---:|---:|
+//! | fixture_t300_l63 | 16,671 | 4,235 | 4,178 | 2,120 | 1,009 |
+//! | shipped_direct_t300_l31 | 4,242 | 524 | 1,096 | 654 | 401 |
+//! | shipped_stage2_t300_l15 | 8,073 | 1,335 | 682 | 409 | 304 |
+//! | t100_l31 | 6,267 | 1,478 | 529 | 354 | 225 |
+//! | t300_l127 | 25,170 | 7,836 | 9,056 | 5,557 | 3,471 |
+//! | t500_l255 | 93,871 | (compile did not finish in 13 min, 9.5 GB) | 15,539 | 17,864 | 11,492 |
+//! | huber_t300_l255 (after the sitting, load 1.5) | 32,505 | 9,385 | 9,735 | 10,370 | 6,543 |
+//! | wide_f250_t300_l63 | 18,026 | 5,753 | 6,409 | 4,012 | 2,720 |
+//!
+//! There AVX2 was 1.69× lleaves in geometric mean (0.80× on shipped Direct, 0.91× on
+//! huber), 7.0× LightGBM; AVX-512 2.71× and 11.2×. Against the engine
 //! before issue 17 (interleaved A/B, three pairs, time after / before): huber 1.01×
 //! (AVX2), 0.54× (portable), 1.10× (AVX-512); t500_l255 0.99×, 0.50×, 1.01×; wide
 //! 0.90×, 1.01×, 0.74×.
@@ -46,8 +64,8 @@
 //!   (583 → 680). Compiling each model to machine code, as lleaves does, would need a
 //!   code generator inside the service, since models are swapped while it serves.
 //!
-//! Issue 17 (deep unbalanced trees, many features), same method, on the machine of the
-//! table below while another engineer's builds loaded it (load average about 4 on 2
+//! Issue 17 (deep unbalanced trees, many features), same method, on the Intel Xeon of the
+//! second table while another engineer's builds loaded it (load average about 4 on 2
 //! cores: compare within a line, not across lines); huber = `huber_t300_l255`, wide =
 //! `wide_f250_t300_l63`:
 //! - The lock-step searches again, now with gathers: wide 4,567 → 4,032 (AVX2),
@@ -77,6 +95,28 @@
 //!   portable copy called from all): huber 1.02×, t500_l255 1.05× (AVX2); dropped.
 //! - The row-by-row searches instead of the lock-step ones with AVX2: wide 1.18×,
 //!   t500_l255 1.04×, fixture 1.03× the time.
+//!
+//! On the AMD EPYC of the first table (`giftrank bench --isa`, quiet, ns/row):
+//! - The walk pays from fewer nodes per step than on the Xeon. Sweeping the threshold
+//!   (AVX2, 6 / 8 / 10 / 12 / 14): t500_l255 10,600 / 10,550 / 10,500 / 13,100 /
+//!   15,500; huber 7,000 / 6,950 / 7,150 / 8,400–11,600 / 9,000; t300_l127 5,300 /
+//!   4,950 / 4,850 / 4,650 / 4,850; fixture and wide within 3% up to 12. Portable
+//!   (3 / 4 / 5 / 6 / 7): t300_l127 5,730 / 5,730 / 5,780 / 6,760 / 8,280, fixture
+//!   4,520 / 3,800 / 3,700 / 3,900 / 3,930, huber within 2%. Hence 10 (AVX2) and 5
+//!   (portable), where the Xeon had put 14 and 7.
+//! - Leaves added row by row instead of 4-row gathers with AVX2 (three interleaved
+//!   pairs): shipped Direct 482 → 465, gift_prob 508 → 490, Stage2 332 → 316, deeper
+//!   shapes unchanged; kept. With AVX-512 the same made Direct 354 → 374 and Stage2
+//!   296 → 315, so its 8-row gathers stay.
+//! - Walk nodes laid out in sibling pairs, so a step adds `key > bound` to the pair's
+//!   index instead of loading the next index (a shorter dependency chain per step):
+//!   huber 1.04×, t500_l255 1.03× the time (AVX2, three pairs); dropped. The walk is not
+//!   bound by that chain but by the instructions of 8 rows per step and the steps the
+//!   first rows to reach a leaf wait for the last (about 13.4 steps per tree for 8 rows
+//!   of huber against a mean of 8.0 for one).
+//! - Scoring 4, 8 or 16 blocks of 64 rows tree by tree, so a tree's nodes are loaded
+//!   once for more rows: huber 0.94×, t500_l255 0.98× with 4 blocks, but wide 1.01× to
+//!   1.41× and shipped Direct 1.01× to 1.08× as blocks grew; dropped.
 
 mod categories;
 mod error;

@@ -1,12 +1,12 @@
 //! The ranking core, transport-neutral: the [`Ranker`] that every transport (HTTP, gRPC)
 //! shares (`state`: configuration, metrics, admission of ranking requests and scoring
 //! slots), one version in service (`serving`), the versions in service (`routing`: main,
-//! canary, shadow) and their reload, pin
-//! and rollout-policy control (`models`), shadow ranking (`shadow`), deadlines
-//! (`deadline`) and how they are spent (`budget`), a request as
-//! one typed value (`request`), feature assembly (`features`), the pipeline that ranks it
-//! (`pipeline`), a table's rows ranked as one request (`table`, for the Python package)
-//! and the one domain error (`error`). Nothing here knows HTTP, gRPC or Python.
+//! canary, shadow) and their reload, pin and rollout-policy control (`models`), shadow
+//! ranking (`shadow`), deadlines (`deadline`) and how they are spent (`budget`), a request
+//! as one typed value (`request`), feature assembly (`features`), the pipeline that ranks
+//! it (`pipeline`) with a second core for a large request ranked alone (`helper`), a
+//! table's rows ranked as one request (`table`, for the Python package) and the one domain
+//! error (`error`). Nothing here knows HTTP, gRPC or Python.
 
 pub mod budget;
 pub mod deadline;
