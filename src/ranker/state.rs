@@ -78,10 +78,11 @@ impl Ranker {
             waiting,
             shadow,
             slot_time: Learned::default(),
-            helper: std::thread::available_parallelism()
-                .is_ok_and(|cores| cores.get() > 1)
-                .then(Helper::start)
-                .flatten(),
+            // One core, or an operator who asked for one scoring slot: no second core.
+            helper: (slot_count > 1
+                && std::thread::available_parallelism().is_ok_and(|cores| cores.get() > 1))
+            .then(Helper::start)
+            .flatten(),
             readiness: watch::Sender::new(false),
             config,
         });
@@ -342,5 +343,25 @@ impl Ranker {
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.publish_readiness();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_scoring_slot_means_no_helper_thread() {
+        let repo = std::env::temp_dir().join("giftrank-no-such-repository");
+        let start = |slots: usize| {
+            Ranker::start(Config {
+                scoring_slots: slots,
+                model_repo: repo.clone(),
+                ..Config::default()
+            })
+        };
+        assert!(start(1).helper().is_none());
+        let several = std::thread::available_parallelism().is_ok_and(|c| c.get() > 1);
+        assert_eq!(start(2).helper().is_some(), several);
     }
 }
