@@ -31,15 +31,9 @@ d["timeout_ms"] = 250
 json.dump(d, open("target/load/dense_5000_250ms.json", "w"))
 PY
 
-GIFTRANK_GRPC_LISTEN="127.0.0.1:$((port + 2))" \
-  target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
-  --model-repo models/gift >/dev/null 2>&1 &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-  kill -0 $server 2>/dev/null || { echo "giftrank did not start" >&2; exit 1; }
-  sleep 0.1
-done
+source tools/serve.sh
+start_server target/release/giftrank "$port"
+trap 'kill -TERM $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
 
 run() {  # clients, request file, options
   echo "== $1 clients, $2 ${3:-}"

@@ -12,14 +12,9 @@ port=${LOADTEST_PORT:-18480}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet
-target/release/giftrank serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
-  --model-repo models/gift >/dev/null 2>&1 &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-  kill -0 $server 2>/dev/null || { echo "giftrank did not start" >&2; exit 1; }
-  sleep 0.1
-done
+source tools/serve.sh
+start_server target/release/giftrank "$port"
+trap 'kill -TERM $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
 
 echo "request: $request ($(wc -c <"$request") bytes), ${seconds}s per run"
 for connections in 1 8; do

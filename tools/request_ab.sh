@@ -19,17 +19,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-serve() {  # binary; prints the server's pid
-  GIFTRANK_GRPC_LISTEN="127.0.0.1:$((port + 2))" \
-    "$1" serve --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
-    --model-repo models/gift >/dev/null 2>&1 &
-  local pid=$!
-  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
-    kill -0 $pid 2>/dev/null || { echo "$1 did not start" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo $pid
-}
+source tools/serve.sh
 
 # wrk's p50 in microseconds and its requests per second.
 measure() {  # connections
@@ -45,11 +35,11 @@ measure() {  # connections
 for round in $(seq "$rounds"); do
   for side in a b; do
     binary=$a; [[ $side == b ]] && binary=$b
-    pid=$(serve "$binary")
+    start_server "$binary" "$port"
     RANK_REQUEST="$request" wrk -t1 -c1 -d1s -s tools/wrk_rank.lua "http://127.0.0.1:$port/rank" >/dev/null
     for c in 1 8; do measure $c >>"$out/$side.c$c"; done
-    kill -TERM "$pid"
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    kill -TERM "$SERVER_PID"
+    while kill -0 "$SERVER_PID" 2>/dev/null; do sleep 0.05; done
   done
   echo "round $round done" >&2
 done
