@@ -33,7 +33,7 @@ PY
 
 source tools/serve.sh
 start_server target/release/giftrank "$port"
-trap 'kill -TERM $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
+trap stop_server EXIT
 
 run() {  # clients, request file, options
   echo "== $1 clients, $2 ${3:-}"

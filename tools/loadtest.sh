@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 cargo build --release --quiet
 source tools/serve.sh
 start_server target/release/giftrank "$port"
-trap 'kill -TERM $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
+trap stop_server EXIT
 
 echo "request: $request ($(wc -c <"$request") bytes), ${seconds}s per run"
 for connections in 1 8; do

@@ -38,8 +38,7 @@ for round in $(seq "$rounds"); do
     start_server "$binary" "$port"
     RANK_REQUEST="$request" wrk -t1 -c1 -d1s -s tools/wrk_rank.lua "http://127.0.0.1:$port/rank" >/dev/null
     for c in 1 8; do measure $c >>"$out/$side.c$c"; done
-    kill -TERM "$SERVER_PID"
-    while kill -0 "$SERVER_PID" 2>/dev/null; do sleep 0.05; done
+    stop_server
   done
   echo "round $round done" >&2
 done

@@ -1,6 +1,6 @@
 # Sourced by the load scripts (tools/loadtest.sh, tools/request_ab.sh,
 # tools/deadline_load.sh), from the repository root:
-#   start_server BINARY PORT
+#   start_server BINARY PORT   /   stop_server
 # starts BINARY serving the shipped models (models/gift) on 127.0.0.1:PORT, its admin
 # listener on PORT+1 and gRPC on PORT+2, waits until /readyz answers and sets SERVER_PID.
 start_server() {
@@ -12,4 +12,10 @@ start_server() {
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "$1 did not start" >&2; exit 1; }
     sleep 0.05
   done
+}
+
+# stop_server: stops the server start_server started and waits until it has exited.
+stop_server() {
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null || true
 }

@@ -97,3 +97,61 @@ fn score(model: &Model, rows: &FeatureMatrix) -> Vec<f64> {
     model.predict(rows, &mut scores);
     scores
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::bundle::Bundle;
+
+    /// The shipped version 2 and 300 rows for its first model, some values missing.
+    fn shipped() -> (Arc<Serving>, FeatureMatrix) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bundle = Bundle::load(&root.join("models/gift/2")).expect("shipped bundle");
+        let features = bundle.model(0).num_features();
+        let values = (0..300 * features)
+            .map(|i| {
+                if i % 7 == 0 {
+                    f64::NAN
+                } else {
+                    (i % 97) as f64
+                }
+            })
+            .collect();
+        let rows = FeatureMatrix::from_rows(values, features);
+        (Arc::new(Serving::new(2, bundle)), rows)
+    }
+
+    /// The rows come back with the model's scores of them, whoever scored them.
+    fn assert_scored(pending: Pending, model: &Model, rows: &FeatureMatrix) {
+        let (back, scores) = pending.wait(model).expect("scored");
+        // Debug forms: NaN ≠ NaN.
+        assert_eq!(
+            format!("{back:?}"),
+            format!("{rows:?}"),
+            "the rows come back"
+        );
+        assert_eq!(scores, score(model, rows));
+    }
+
+    #[test]
+    fn the_helper_scores_what_it_is_handed_and_gives_the_rows_back() {
+        let (serving, rows) = shipped();
+        let helper = Helper::start().expect("a helper thread");
+        let pending = helper.score(&serving, 0, rows.clone());
+        assert!(matches!(pending, Pending::Sent(_)), "the helper took it");
+        assert_scored(pending, serving.bundle.model(0), &rows);
+    }
+
+    #[test]
+    fn rows_the_helper_cannot_take_are_scored_by_the_caller() {
+        let (serving, rows) = shipped();
+        let (jobs, queue) = mpsc::channel();
+        drop(queue);
+        let gone = Helper { jobs };
+        let pending = gone.score(&serving, 0, rows.clone());
+        assert!(matches!(pending, Pending::Kept(_)), "no helper to take it");
+        assert_scored(pending, serving.bundle.model(0), &rows);
+    }
+}

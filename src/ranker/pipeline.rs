@@ -442,8 +442,10 @@ impl<'a> Matrices<'a> {
                 let parts = match self.helper {
                     Some(_) => {
                         let (a, b) = all.split_at(self.n / 2);
-                        let batch = self.batch;
-                        vec![batch.matrix(which, model, a), batch.matrix(which, model, b)]
+                        vec![
+                            self.batch.matrix(which, model, a),
+                            self.batch.matrix(which, model, b),
+                        ]
                     }
                     None => vec![self.batch.matrix(which, model, &all)],
                 };
