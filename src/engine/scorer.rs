@@ -37,13 +37,24 @@
 //! `i32`: a feature has fewer thresholds than the model has nodes, and `tree.rs` refuses
 //! a forest of 2^31 leaves or more.
 //!
-//! Categorical tests read one-hot words built per block: bit `c % 32` (`c % 64` for
-//! 64-bit trees) of the word for chunk `c / 32` (`c / 64`) when the row's category is
-//! `c`; a test keeps the row left when the word shares a bit with its bitset.
+//! Categorical tests read one-hot words built per block: bit `c % w` of the word for
+//! chunk `c / w` when the row's category is `c`, for words of `w` = 16, 32 or 64 bits; a
+//! test keeps the row left when the word shares a bit with its bitset.
 //!
 //! A block computes `#{j : t_j < x}` by binary searches; in the AVX2 and AVX-512 copies
 //! the 64 searches of a feature advance in lock step (one halving of every row's range
 //! per pass, vectorized with gathers), in the portable copy row by row.
+//!
+//! # 16-bit words
+//! A tree of at most 64 leaves can instead keep its bit vector as up to four 16-bit
+//! words, one [`Segment`] each, and compare `i16` keys (when every feature has fewer
+//! than 32,767 thresholds, so every key fits). A vector instruction then holds twice the
+//! rows of 32-bit words and four times those of 64-bit ones, and a test runs only on the
+//! words its left subtree reaches (most tests of a 31-leaf tree touch one of its two).
+//! The exit leaf is the lowest set bit of the words joined in pairs, found through the
+//! exponent of that bit converted to `f32`, which the compiler vectorizes where a bit
+//! count would stay scalar. Which trees do is chosen per instruction set (`half_words`):
+//! all that can, except that AVX-512 keeps 32-bit words for trees of at most 32 leaves.
 //!
 //! # Deep trees: the path walk
 //! The tests of a tree cost about its number of nodes; a path walk costs about its
@@ -148,7 +159,7 @@ enum Width {
 /// Where one tree's tests and leaves sit in the scorer's arrays.
 #[derive(Debug, Clone)]
 struct TreeCode {
-    /// Its [`Segment`]s, one per 64-leaf word: a range of `Scorer::segments`.
+    /// Its [`Segment`]s, one per 32- or 64-leaf word: a range of `Scorer::tests`.
     segments: Range<u32>,
     /// First entry of `Scorer::leaf_values` (and `leaf_ids`): one per 64 leaves.
     first_leaf: u32,
@@ -158,6 +169,11 @@ struct TreeCode {
     /// Whether blocks walk this tree (else they run its tests), for the scorer's
     /// instruction set.
     walks: bool,
+    /// The same tests on 16-bit words (a range of `Scorer::half_tests`, one per 16 leaves),
+    /// for a tree of at most 64 leaves when every key fits `i16`.
+    half: Option<Range<u32>>,
+    /// Whether blocks run `half` (else the 32- or 64-bit tests).
+    halves: bool,
 }
 
 /// One tree for the path walk: its nodes, a range of `Scorer::walk_nodes`, the
@@ -199,6 +215,19 @@ struct Segment {
     tests_per_kind: [u32; KINDS],
 }
 
+/// Compiled tests, and the [`Segment`]s that group them.
+#[derive(Debug, Default)]
+struct Tests {
+    tests: Vec<Test>,
+    segments: Vec<Segment>,
+}
+
+impl Tests {
+    fn segments(&self, range: &Range<u32>) -> &[Segment] {
+        &self.segments[range.start as usize..range.end as usize]
+    }
+}
+
 /// A feature that numerical tests read: its sorted distinct thresholds and its key
 /// columns (one per [`Missing`] placement its tests need).
 #[derive(Debug, Clone)]
@@ -217,21 +246,34 @@ struct OneHotColumn {
     chunk: u32,
 }
 
-/// The one-hot columns of a block in both widths: 32-category chunks for trees of at
-/// most 32 leaves, 64-category chunks for the others (a test's mask then has the width
-/// of the tree's bit vectors).
+/// The one-hot columns of a block in each width of bit vector: 16-category chunks for
+/// the 16-bit words of small trees, 32 for trees of at most 32 leaves, 64 for the others
+/// (a test's mask then has the width of the word it clears).
 #[derive(Debug, Default)]
 struct OneHotColumns {
+    half: Vec<OneHotColumn>,
     narrow: Vec<OneHotColumn>,
     wide: Vec<OneHotColumn>,
+}
+
+impl OneHotColumns {
+    fn of_width(&mut self, bits: u32) -> &mut Vec<OneHotColumn> {
+        match bits {
+            16 => &mut self.half,
+            32 => &mut self.narrow,
+            _ => &mut self.wide,
+        }
+    }
 }
 
 /// The whole forest in bitvector form; built once per model.
 #[derive(Debug)]
 pub(crate) struct Scorer {
     trees: Vec<TreeCode>,
-    tests: Vec<Test>,
-    segments: Vec<Segment>,
+    /// The tests on 32- and 64-bit words, and on 16-bit words, apart: a block reads
+    /// one set only, so its tests lie together in memory.
+    tests: Tests,
+    half_tests: Tests,
     /// `(one-hot column, category bits)` of [`Kind::CategoryChunks`] tests.
     chunks: Vec<(u32, u64)>,
     /// Leaf outputs in left-to-right order, 64 per word (unused bits pad with 0).
@@ -247,6 +289,7 @@ pub(crate) struct Scorer {
     /// needs that type, else none.
     narrow_key_columns: usize,
     wide_key_columns: usize,
+    half_key_columns: usize,
     thresholds: Vec<f64>,
     one_hot_columns: OneHotColumns,
     /// The widest tree, in 64-bit words.
@@ -259,6 +302,9 @@ pub(crate) struct Scorer {
     walk_columns: usize,
     /// Which trees walk: as the cost model says, or all or none of them (tests).
     walk_choice: WalkChoice,
+    /// Whether every tree that can runs on 16-bit words (`Some(true)`), none
+    /// (`Some(false)`), or as [`half_words`] says (`None`); tests set it.
+    half_choice: Option<bool>,
     isa: Isa,
 }
 
@@ -279,8 +325,8 @@ pub(crate) enum WalkChoice {
 struct ColumnIndex {
     /// By `(feature, missing)`: the key column and its [`KeyFeature`].
     key: HashMap<(u32, Missing), (u32, usize)>,
-    /// By `(feature, chunk, wide)`.
-    one_hot: HashMap<(u32, u32, bool), u32>,
+    /// By `(feature, chunk, chunk size)`.
+    one_hot: HashMap<(u32, u32, u32), u32>,
     /// By feature: the walk's category column.
     walk_category: HashMap<u32, u32>,
 }
@@ -291,8 +337,8 @@ impl Scorer {
     pub fn new(forest: &Forest) -> Result<Self, ModelError> {
         let mut scorer = Scorer {
             trees: Vec::with_capacity(forest.len()),
-            tests: Vec::new(),
-            segments: Vec::new(),
+            tests: Tests::default(),
+            half_tests: Tests::default(),
             chunks: Vec::new(),
             leaf_values: Vec::new(),
             leaf_ids: Vec::new(),
@@ -301,6 +347,7 @@ impl Scorer {
             key_columns: Vec::new(),
             narrow_key_columns: 0,
             wide_key_columns: 0,
+            half_key_columns: 0,
             thresholds: Vec::new(),
             one_hot_columns: OneHotColumns::default(),
             max_words: 1,
@@ -308,6 +355,7 @@ impl Scorer {
             walk_categories: Vec::new(),
             walk_columns: 0,
             walk_choice: WalkChoice::Cost,
+            half_choice: None,
             isa: isa::detect(),
         };
         let mut index = ColumnIndex::default();
@@ -315,7 +363,7 @@ impl Scorer {
         for t in 0..forest.len() {
             scorer.push_tree(forest, t, &mut index)?;
         }
-        scorer.choose_walks();
+        scorer.choose_layouts();
         Ok(scorer)
     }
 
@@ -327,7 +375,7 @@ impl Scorer {
     /// Uses `isa` if this CPU has it (else the best it has below it); returns the choice.
     pub fn set_isa(&mut self, isa: Isa) -> Isa {
         self.isa = isa.min(isa::detect());
-        self.choose_walks();
+        self.choose_layouts();
         self.isa
     }
 
@@ -335,11 +383,19 @@ impl Scorer {
     #[cfg(test)]
     pub fn set_walk_choice(&mut self, choice: WalkChoice) {
         self.walk_choice = choice;
-        self.choose_walks();
+        self.choose_layouts();
     }
 
-    /// Decides for every tree whether blocks walk it, and sizes the block's columns.
-    fn choose_walks(&mut self) {
+    /// Runs every tree that can on 16-bit words, none, or as the instruction set prefers.
+    #[cfg(test)]
+    pub fn set_half_choice(&mut self, choice: Option<bool>) {
+        self.half_choice = choice;
+        self.choose_layouts();
+    }
+
+    /// Decides for every tree whether blocks walk it or run its tests on 16-bit words,
+    /// and sizes the block's columns.
+    fn choose_layouts(&mut self) {
         let threshold = walk_threshold(self.isa);
         for tree in &mut self.trees {
             tree.walks = match self.walk_choice {
@@ -347,15 +403,26 @@ impl Scorer {
                 WalkChoice::None => false,
                 WalkChoice::Cost => threshold.is_some_and(|t| tree.walk.nodes_per_step > t),
             };
+            let half = self
+                .half_choice
+                .unwrap_or_else(|| half_words(self.isa, tree.width));
+            tree.halves = !tree.walks && tree.half.is_some() && half;
         }
         let columns = self.key_columns.len();
-        let uses = |narrow: bool| {
-            self.trees
-                .iter()
-                .any(|t| !t.walks && (t.width == Width::Narrow) == narrow)
+        let uses = |width: u32| {
+            self.trees.iter().any(|t| {
+                let bits = match t.width {
+                    _ if t.halves => 16,
+                    Width::Narrow => 32,
+                    Width::Single | Width::Wide(_) => 64,
+                };
+                !t.walks && bits == width
+            })
         };
-        self.narrow_key_columns = if uses(true) { columns } else { 0 };
-        self.wide_key_columns = if uses(false) { columns } else { 0 };
+        let sized = |width: u32| if uses(width) { columns } else { 0 };
+        self.half_key_columns = sized(16);
+        self.narrow_key_columns = sized(32);
+        self.wide_key_columns = sized(64);
         self.walk_columns = if self.trees.iter().any(|t| t.walks) {
             1 + columns + self.walk_categories.len()
         } else {
@@ -454,14 +521,54 @@ impl Scorer {
             33..=64 => Width::Single,
             _ => Width::Wide(index32(words)?),
         };
+        let bits = if width == Width::Narrow { 32 } else { 64 };
+        let segments = self.push_segments(forest, nodes, &left_span, bits, index)?;
+        let fits_half = num_leaves <= 64 && self.keys_fit_i16();
+        let half = if fits_half {
+            Some(self.push_segments(forest, nodes, &left_span, 16, index)?)
+        } else {
+            None
+        };
+        let walk = self.push_walk(forest, nodes, &position, index)?;
+        self.trees.push(TreeCode {
+            segments,
+            first_leaf,
+            width,
+            walk,
+            walks: false,
+            half,
+            halves: false,
+        });
+        Ok(())
+    }
+
+    /// Whether every rank key (at most the number of a feature's thresholds plus one)
+    /// fits `i16`, as the 16-bit words' tests compare them.
+    fn keys_fit_i16(&self) -> bool {
+        self.key_features
+            .iter()
+            .all(|f| f.thresholds.len() < i16::MAX as usize)
+    }
+
+    /// Compiles a tree's tests for bit vectors of `bits`-bit words (16, 32 or 64; one
+    /// [`Segment`] per word) and returns their range of `segments`. `left_span` holds the
+    /// positions of the leaves under each node's left child.
+    fn push_segments(
+        &mut self,
+        forest: &Forest,
+        nodes: &[Node],
+        left_span: &[(usize, usize)],
+        bits: usize,
+        index: &mut ColumnIndex,
+    ) -> Result<Range<u32>, ModelError> {
+        let words = (nodes.len() + 1).div_ceil(bits);
         let mut tests = Vec::new();
-        for (node, &(lo, hi)) in nodes.iter().zip(&left_span) {
-            let (kind, bound, column) =
-                self.test_of(node, forest, width != Width::Narrow, index)?;
-            for word in lo / 64..hi.div_ceil(64) {
+        for (node, &(lo, hi)) in nodes.iter().zip(left_span) {
+            let (kind, bound, column) = self.test_of(node, forest, bits as u32, index)?;
+            for word in lo / bits..hi.div_ceil(bits) {
                 let (a, b) = (
-                    lo.max(word * 64) - word * 64,
-                    hi.min(word * 64 + 64) - word * 64,
+                    lo.max(word * bits) - word * bits,
+                    hi.min(word * bits + bits) - word * bits,
                 );
                 let cleared = if b - a == 64 {
                     u64::MAX
@@ -478,28 +585,25 @@ impl Scorer {
         }
         // The order of tests is free: by word, then kind (and column, for locality).
         tests.sort_by_key(|&(word, kind, test)| (word, kind, test.column));
-        let first_segment = index32(self.segments.len())?;
+        let to = if bits == 16 {
+            &mut self.half_tests
+        } else {
+            &mut self.tests
+        };
+        let first_segment = index32(to.segments.len())?;
         for word in 0..words {
             let mut tests_per_kind = [0u32; KINDS];
-            let first_test = index32(self.tests.len())?;
+            let first_test = index32(to.tests.len())?;
             for &(_, kind, test) in tests.iter().filter(|&&(w, _, _)| w == word) {
                 tests_per_kind[kind as usize] += 1;
-                self.tests.push(test);
+                to.tests.push(test);
             }
-            self.segments.push(Segment {
+            to.segments.push(Segment {
                 first_test,
                 tests_per_kind,
             });
         }
-        let walk = self.push_walk(forest, nodes, &position, index)?;
-        self.trees.push(TreeCode {
-            segments: first_segment..index32(self.segments.len())?,
-            first_leaf,
-            width,
-            walk,
-            walks: false,
-        });
-        Ok(())
+        Ok(first_segment..index32(to.segments.len())?)
     }
 
     /// Compiles a tree for the path walk (`position`: each leaf's left-to-right
@@ -661,13 +765,13 @@ impl Scorer {
         (column, i + 1)
     }
 
-    /// The kind, bound and column of a node's test in a tree with 64-bit vectors
-    /// (`wide`) or 32-bit ones.
+    /// The kind, bound and column of a node's test on bit-vector words of `word_bits` bits
+    /// (16, 32 or 64; categorical tests then read one-hot chunks of as many categories).
     fn test_of(
         &mut self,
         node: &Node,
         forest: &Forest,
-        wide: bool,
+        word_bits: u32,
         index: &mut ColumnIndex,
     ) -> Result<(Kind, u64, u32), ModelError> {
         match node.rule {
@@ -678,35 +782,44 @@ impl Scorer {
             Rule::Categorical {
                 words: (start, end),
             } => {
-                // LightGBM's bitset words are 32 categories; wide trees pair them.
+                // LightGBM's bitset words are 32 categories; 64-bit words pair them,
+                // 16-bit words halve them.
                 let words = forest.cat_words(start, end);
                 // A bitset's words are within the forest's, whose count fits `u32`.
-                let chunks: Vec<(u32, u64)> = if wide {
-                    let pair =
-                        |w: &[u32]| u64::from(w[0]) | w.get(1).map_or(0, |&h| u64::from(h) << 32);
-                    words
-                        .chunks(2)
-                        .map(pair)
+                let chunks: Vec<(u32, u64)> = match word_bits {
+                    16 => words
+                        .iter()
+                        .flat_map(|&w| [w & 0xffff, w >> 16])
                         .enumerate()
-                        .map(|(c, bits)| (c as u32, bits))
-                        .collect()
-                } else {
-                    words
+                        .map(|(c, bits)| (c as u32, u64::from(bits)))
+                        .collect(),
+                    32 => words
                         .iter()
                         .enumerate()
                         .map(|(c, &bits)| (c as u32, u64::from(bits)))
-                        .collect()
+                        .collect(),
+                    _ => {
+                        let pair = |w: &[u32]| {
+                            u64::from(w[0]) | w.get(1).map_or(0, |&h| u64::from(h) << 32)
+                        };
+                        words
+                            .chunks(2)
+                            .map(pair)
+                            .enumerate()
+                            .map(|(c, bits)| (c as u32, bits))
+                            .collect()
+                    }
                 };
                 let chunks: Vec<(u32, u64)> =
                     chunks.into_iter().filter(|&(_, bits)| bits != 0).collect();
                 let feature = node.feature;
                 if let [(chunk, bits)] = chunks[..] {
-                    let column = self.one_hot(feature, chunk, wide, index)?;
+                    let column = self.one_hot(feature, chunk, word_bits, index)?;
                     return Ok((Kind::Category, bits, column));
                 }
                 let first = index32(self.chunks.len())?;
                 for &(chunk, bits) in &chunks {
-                    let column = self.one_hot(feature, chunk, wide, index)?;
+                    let column = self.one_hot(feature, chunk, word_bits, index)?;
                     self.chunks.push((column, bits));
                 }
                 Ok((Kind::CategoryChunks, chunks.len() as u64, first))
@@ -718,20 +831,16 @@ impl Scorer {
         &mut self,
         feature: u32,
         chunk: u32,
-        wide: bool,
+        bits: u32,
         index: &mut ColumnIndex,
     ) -> Result<u32, ModelError> {
-        let columns = if wide {
-            &mut self.one_hot_columns.wide
-        } else {
-            &mut self.one_hot_columns.narrow
-        };
-        if let Some(&column) = index.one_hot.get(&(feature, chunk, wide)) {
+        if let Some(&column) = index.one_hot.get(&(feature, chunk, bits)) {
             return Ok(column);
         }
+        let columns = self.one_hot_columns.of_width(bits);
         let column = index32(columns.len())?;
         columns.push(OneHotColumn { feature, chunk });
-        index.one_hot.insert((feature, chunk, wide), column);
+        index.one_hot.insert((feature, chunk, bits), column);
         Ok(column)
     }
 
@@ -739,17 +848,19 @@ impl Scorer {
     /// LightGBM does.
     pub fn predict_raw(&self, forest: &Forest, rows: &FeatureMatrix, k: usize, out: &mut [f64]) {
         let mut block = Block {
-            narrow_keys: vec![[0; ROWS]; self.narrow_key_columns],
-            wide_keys: vec![[0.0; ROWS]; self.wide_key_columns],
-            narrow_one_hot: vec![[0; ROWS]; self.one_hot_columns.narrow.len()],
-            wide_one_hot: vec![[0; ROWS]; self.one_hot_columns.wide.len()],
-            words: vec![[u64::MAX; ROWS]; self.max_words],
+            half_keys: vec![Column([0; ROWS]); self.half_key_columns],
+            half_one_hot: vec![Column([0; ROWS]); self.one_hot_columns.half.len()],
+            narrow_keys: vec![Column([0; ROWS]); self.narrow_key_columns],
+            wide_keys: vec![Column([0.0; ROWS]); self.wide_key_columns],
+            narrow_one_hot: vec![Column([0; ROWS]); self.one_hot_columns.narrow.len()],
+            wide_one_hot: vec![Column([0; ROWS]); self.one_hot_columns.wide.len()],
+            words: vec![Column([u64::MAX; ROWS]); self.max_words],
             walk_keys: vec![[0; ROWS]; self.walk_columns],
-            sums: vec![[0.0; ROWS]; k],
+            sums: vec![Column([0.0; ROWS]); k],
         };
         for start in (0..rows.num_rows()).step_by(ROWS) {
             let len = ROWS.min(rows.num_rows() - start);
-            block.sums.iter_mut().for_each(|s| *s = [0.0; ROWS]);
+            block.sums.iter_mut().for_each(|s| s.0 = [0.0; ROWS]);
             let mut kernel = BlockKernel {
                 scorer: self,
                 forest,
@@ -793,11 +904,15 @@ impl Scorer {
             let columns = key_feature.columns.clone();
             for (column, &missing) in columns.clone().zip(&self.key_columns[columns]) {
                 let keys = rank_keys(&values, &below, missing, thresholds.len());
+                if let Some(half) = block.half_keys.get_mut(column) {
+                    // Exact: the scorer has half key columns only when every key fits.
+                    half.0 = keys.map(|k| k as i16);
+                }
                 if let Some(narrow) = block.narrow_keys.get_mut(column) {
-                    *narrow = keys;
+                    narrow.0 = keys;
                 }
                 if let Some(wide) = block.wide_keys.get_mut(column) {
-                    *wide = keys.map(f64::from);
+                    wide.0 = keys.map(f64::from);
                 }
                 if let Some(walk) = block.walk_keys.get_mut(1 + column) {
                     *walk = keys;
@@ -824,11 +939,20 @@ impl Scorer {
             (r < len).then(|| rows.row(start + r)[column.feature as usize])
         };
         for (words, column) in block
+            .half_one_hot
+            .iter_mut()
+            .zip(&self.one_hot_columns.half)
+        {
+            for (r, word) in words.0.iter_mut().enumerate() {
+                *word = row_value(r, column).map_or(0, |x| one_hot(x, column.chunk, 16) as u16);
+            }
+        }
+        for (words, column) in block
             .narrow_one_hot
             .iter_mut()
             .zip(&self.one_hot_columns.narrow)
         {
-            for (r, word) in words.iter_mut().enumerate() {
+            for (r, word) in words.0.iter_mut().enumerate() {
                 *word = row_value(r, column).map_or(0, |x| one_hot(x, column.chunk, 32) as u32);
             }
         }
@@ -837,7 +961,7 @@ impl Scorer {
             .iter_mut()
             .zip(&self.one_hot_columns.wide)
         {
-            for (r, word) in words.iter_mut().enumerate() {
+            for (r, word) in words.0.iter_mut().enumerate() {
                 *word = row_value(r, column).map_or(0, |x| one_hot(x, column.chunk, 64));
             }
         }
@@ -859,20 +983,29 @@ impl Scorer {
         let len = ROWS.min(rows.num_rows() - start);
         self.fill_columns::<G>(rows, start, len, block);
         for (t, tree) in self.trees.iter().enumerate() {
-            let segments = &self.segments[tree.segments.start as usize..tree.segments.end as usize];
+            let segments = self.tests.segments(&tree.segments);
+            let half = (&block.half_keys[..], &block.half_one_hot[..]);
             let narrow = (&block.narrow_keys[..], &block.narrow_one_hot[..]);
             let wide = (&block.wide_keys[..], &block.wide_one_hot[..]);
-            let positions = match tree.width {
+            let positions = match (tree.width, &tree.half) {
                 _ if tree.walks => self.walk_positions(&tree.walk, block.walk_keys.as_flattened()),
-                Width::Narrow => self.exit_positions::<u32>(segments, narrow),
-                Width::Single => self.exit_positions::<u64>(segments, wide),
-                Width::Wide(words) => {
+                (width, Some(words)) if tree.halves => {
+                    let words = self.half_tests.segments(words);
+                    if width == Width::Narrow {
+                        self.pair_exit_positions(words, half)
+                    } else {
+                        self.quad_exit_positions(words, half)
+                    }
+                }
+                (Width::Narrow, _) => self.exit_positions::<u32>(segments, narrow),
+                (Width::Single, _) => self.exit_positions::<u64>(segments, wide),
+                (Width::Wide(words), _) => {
                     let v = &mut block.words[..words as usize];
                     self.wide_exit_positions(segments, wide, v)
                 }
             };
             let leaves = (tree.first_leaf as usize, tree.width);
-            let sums = &mut block.sums[t % k];
+            let sums = &mut block.sums[t % k].0;
             self.add_leaves(gather, forest, rows, start, len, leaves, &positions, sums);
         }
     }
@@ -883,20 +1016,71 @@ impl Scorer {
     fn wide_exit_positions(
         &self,
         segments: &[Segment],
-        columns: (&[[f64; ROWS]], &[[u64; ROWS]]),
-        v: &mut [[u64; ROWS]],
+        columns: (&[Column<f64>], &[Column<u64>]),
+        v: &mut [Column<u64>],
     ) -> [u32; ROWS] {
         for (word, segment) in v.iter_mut().zip(segments) {
             // A local copy, which the compiler keeps in registers.
             let mut bits = [u64::MAX; ROWS];
-            self.run_tests(&mut bits, segment, columns);
-            *word = bits;
+            self.run_tests(&mut bits, &self.tests, segment, columns);
+            word.0 = bits;
         }
         let mut positions = [0u32; ROWS];
         for (r, position) in positions.iter_mut().enumerate() {
             // The exit leaf's bit is never cleared, so some word is non-zero.
             let word = v.iter().position(|w| w[r] != 0).unwrap_or(0);
             *position = word as u32 * 64 + v[word][r].trailing_zeros();
+        }
+        positions
+    }
+
+    /// The exit leaf position of every row in a tree of at most 32 leaves run on 16-bit
+    /// words, one [`Segment`] per word (one or two).
+    #[inline(always)]
+    fn pair_exit_positions(
+        &self,
+        segments: &[Segment],
+        columns: (&[Column<i16>], &[Column<u16>]),
+    ) -> [u32; ROWS] {
+        let mut low = [u16::MAX; ROWS];
+        let mut high = [u16::MAX; ROWS];
+        if let Some(segment) = segments.first() {
+            self.run_tests(&mut low, &self.half_tests, segment, columns);
+        }
+        if let Some(segment) = segments.get(1) {
+            self.run_tests(&mut high, &self.half_tests, segment, columns);
+        }
+        // The exit leaf's bit is never cleared: the lowest set bit of the pair is it.
+        let mut positions = [0u32; ROWS];
+        for ((position, &low), &high) in positions.iter_mut().zip(&low).zip(&high) {
+            *position = lowest_bit(u32::from(high) << 16 | u32::from(low));
+        }
+        positions
+    }
+
+    /// The same for a tree of 33 to 64 leaves: three or four 16-bit words.
+    #[inline(always)]
+    fn quad_exit_positions(
+        &self,
+        segments: &[Segment],
+        columns: (&[Column<i16>], &[Column<u16>]),
+    ) -> [u32; ROWS] {
+        let mut words = [[u16::MAX; ROWS]; 4];
+        for (word, segment) in words.iter_mut().zip(segments) {
+            // A local copy, which the compiler keeps in registers.
+            let mut bits = [u16::MAX; ROWS];
+            self.run_tests(&mut bits, &self.half_tests, segment, columns);
+            *word = bits;
+        }
+        let pair = |r: usize, w: usize| u32::from(words[w + 1][r]) << 16 | u32::from(words[w][r]);
+        let mut positions = [0u32; ROWS];
+        for (r, position) in positions.iter_mut().enumerate() {
+            let low = pair(r, 0);
+            *position = if low != 0 {
+                lowest_bit(low)
+            } else {
+                32 + lowest_bit(pair(r, 2))
+            };
         }
         positions
     }
@@ -939,11 +1123,11 @@ impl Scorer {
     fn exit_positions<W: Word>(
         &self,
         segments: &[Segment],
-        columns: (&[[W::Key; ROWS]], &[[W; ROWS]]),
+        columns: (&[Column<W::Key>], &[Column<W>]),
     ) -> [u32; ROWS] {
         let mut v = [W::ALL; ROWS];
         if let Some(segment) = segments.first() {
-            self.run_tests(&mut v, segment, columns);
+            self.run_tests(&mut v, &self.tests, segment, columns);
         }
         v.map(W::lowest_set)
     }
@@ -986,13 +1170,14 @@ impl Scorer {
     fn run_tests<W: Word>(
         &self,
         v: &mut [W; ROWS],
+        tests: &Tests,
         segment: &Segment,
-        (keys, one_hot): (&[[W::Key; ROWS]], &[[W; ROWS]]),
+        (keys, one_hot): (&[Column<W::Key>], &[Column<W>]),
     ) {
         let per_kind = &segment.tests_per_kind;
         let first = segment.first_test as usize;
         let count = per_kind.iter().sum::<u32>() as usize;
-        let tests = self.tests.get(first..first + count).unwrap_or_default();
+        let tests = tests.tests.get(first..first + count).unwrap_or_default();
         let (order, rest) = tests.split_at(per_kind[Kind::Order as usize] as usize);
         let (category, chunked) = rest.split_at(per_kind[Kind::Category as usize] as usize);
         for test in order {
@@ -1041,29 +1226,38 @@ trait Word: Copy + Eq + BitAnd<Output = Self> + BitOr<Output = Self> {
     const NONE: Self;
     /// The low bits of a 64-bit keep mask.
     fn from_keep(keep: u64) -> Self;
-    /// A key (or bound) as `Key`; exact, keys are below 2^31.
+    /// A key (or bound) as `Key`; exact, as every key fits the type.
     fn key(key: u64) -> Self::Key;
     /// The position of the lowest set bit (the exit leaf).
     fn lowest_set(self) -> u32;
 }
 
-impl Word for u32 {
-    type Key = i32;
-    const ALL: Self = u32::MAX;
-    const NONE: Self = 0;
-    #[inline(always)]
-    fn from_keep(keep: u64) -> Self {
-        keep as u32
-    }
-    #[inline(always)]
-    fn key(key: u64) -> i32 {
-        key as i32
-    }
-    #[inline(always)]
-    fn lowest_set(self) -> u32 {
-        self.trailing_zeros()
-    }
+/// Words compared on signed integer keys of their own width (`i16` keys only where every
+/// key fits, see `Scorer::keys_fit_i16`).
+macro_rules! integer_word {
+    ($word:ty, $key:ty) => {
+        impl Word for $word {
+            type Key = $key;
+            const ALL: Self = <$word>::MAX;
+            const NONE: Self = 0;
+            #[inline(always)]
+            fn from_keep(keep: u64) -> Self {
+                keep as $word
+            }
+            #[inline(always)]
+            fn key(key: u64) -> $key {
+                key as $key
+            }
+            #[inline(always)]
+            fn lowest_set(self) -> u32 {
+                self.trailing_zeros()
+            }
+        }
+    };
 }
+
+integer_word!(u16, i16);
+integer_word!(u32, i32);
 
 /// Keys as f64 (integers, exact below 2^53): every x86-64 compares f64 lanes, while a
 /// 64-bit integer compare needs SSE4.2.
@@ -1157,22 +1351,61 @@ fn walk_threshold(isa: Isa) -> Option<f32> {
     }
 }
 
+/// Whether trees of `width` (at most 64 leaves) run their tests on 16-bit words on
+/// `isa`: twice the rows per vector instruction of 32-bit words, four times those of
+/// 64-bit words, each test clearing only the words its left subtree reaches. AVX-512
+/// keeps 32-bit words for trees of at most 32 leaves, which it scores faster (module
+/// docs of `mod.rs`).
+fn half_words(isa: Isa, width: Width) -> bool {
+    match width {
+        Width::Narrow => isa != Isa::Avx512,
+        Width::Single => true,
+        Width::Wide(_) => false,
+    }
+}
+
+/// The position of the lowest set bit of `word` (not 0), in a form the compiler
+/// vectorizes without a vector bit count: the lowest bit alone, as an `f32`, has that
+/// position as its exponent (bit 31 reads as -2^31, whose exponent is 31 too).
+#[inline(always)]
+fn lowest_bit(word: u32) -> u32 {
+    let lowest = word & word.wrapping_neg();
+    (((lowest as i32 as f32).to_bits() >> 23) & 0xff).wrapping_sub(127)
+}
+
 /// Scratch space for one block, allocated once per `predict_raw` call.
 #[derive(Debug)]
 struct Block {
-    /// Key columns for trees of at most 32 leaves, and for the others.
-    narrow_keys: Vec<[i32; ROWS]>,
-    wide_keys: Vec<[f64; ROWS]>,
-    /// One-hot columns in 32- and 64-category chunks.
-    narrow_one_hot: Vec<[u32; ROWS]>,
-    wide_one_hot: Vec<[u64; ROWS]>,
+    /// Key columns for 16-bit words, for trees of at most 32 leaves, and for the others.
+    half_keys: Vec<Column<i16>>,
+    narrow_keys: Vec<Column<i32>>,
+    wide_keys: Vec<Column<f64>>,
+    /// One-hot columns in 16-, 32- and 64-category chunks.
+    half_one_hot: Vec<Column<u16>>,
+    narrow_one_hot: Vec<Column<u32>>,
+    wide_one_hot: Vec<Column<u64>>,
     /// Bit vectors of the current tree when it has more than 64 leaves.
-    words: Vec<[u64; ROWS]>,
+    words: Vec<Column<u64>>,
     /// The walk's columns: zeros, then the key columns, then the category columns
     /// (each row's category, `u32::MAX` for none, as `i32` bits).
     walk_keys: Vec<[i32; ROWS]>,
     /// Per output: the running sum of each row.
-    sums: Vec<[f64; ROWS]>,
+    sums: Vec<Column<f64>>,
+}
+
+/// One value per row of a block, aligned to a cache line, so that no vector load of a
+/// column straddles two lines. (Unaligned, the key columns of the shipped Direct model
+/// sat 16 bytes past a line, and its AVX-512 scoring time moved by up to 17% with
+/// unrelated changes to the allocations before them.)
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Column<T>([T; ROWS]);
+
+impl<T> std::ops::Deref for Column<T> {
+    type Target = [T; ROWS];
+    fn deref(&self) -> &[T; ROWS] {
+        &self.0
+    }
 }
 
 /// The rank keys (module docs) of a block's values in one key column, given
@@ -1432,6 +1665,63 @@ mod tests {
         }
     }
 
+    /// A model of `trees` one-split trees on feature 0 at thresholds 0.5, 1.5, …: as many
+    /// distinct thresholds, so rank keys up to `trees + 1`.
+    fn stumps(trees: usize) -> Model {
+        let mut text = String::from(
+            "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n\
+             max_feature_idx=0\nobjective=regression\nfeature_names=x\nfeature_infos=[0:1]\n\n",
+        );
+        for t in 0..trees {
+            let leaves = format!("{} {}", t % 7, t % 5);
+            text.push_str(&format!(
+                "Tree={t}\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold={}.5\n\
+                 decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value={leaves}\n\
+                 shrinkage=1\n\n\n",
+                t
+            ));
+        }
+        text.push_str("end of trees\n\nparameters:\nend of parameters\n");
+        Model::parse(&text).expect("stumps parse")
+    }
+
+    #[test]
+    fn sixteen_bit_words_are_used_only_when_every_key_fits_i16() {
+        // 32,766 thresholds: keys up to 32,767 = i16::MAX; one more and they do not fit.
+        for (trees, fits) in [(32_766, true), (32_767, false)] {
+            let model = stumps(trees);
+            let mut scorer = Scorer::new(model.forest()).expect("compiles");
+            assert!(
+                scorer.trees.iter().all(|t| t.half.is_some() == fits),
+                "{trees} thresholds"
+            );
+            let top = trees as f64 - 0.5;
+            let values = [
+                top,
+                top.next_up(),
+                top - 1.0,
+                top + 1.0,
+                0.0,
+                f64::NAN,
+                -1.0,
+            ];
+            let mut rows = FeatureMatrix::missing(values.len(), 1);
+            for (r, &x) in values.iter().enumerate() {
+                rows.set(r, 0, x);
+            }
+            let want = reference(&model, &rows);
+            for isa in Isa::ALL {
+                if scorer.set_isa(isa) != isa {
+                    continue;
+                }
+                scorer.set_half_choice(Some(true));
+                let mut got = vec![0.0; want.len()];
+                scorer.predict_raw(model.forest(), &rows, 1, &mut got);
+                assert_eq!(got, want, "{trees} thresholds, {isa}");
+            }
+        }
+    }
+
     #[test]
     fn a_scorer_never_uses_more_than_the_cpu_has() {
         let mut scorer = Scorer::new(&Forest::default()).expect("empty forest");
@@ -1460,20 +1750,24 @@ mod tests {
             }
             let want = reference(model, &rows);
             let mut scorer = Scorer::new(model.forest()).expect("a loaded model compiles");
-            for (isa, choice) in Isa::ALL.into_iter().flat_map(|isa| {
-                [WalkChoice::None, WalkChoice::All, WalkChoice::Cost].map(|choice| (isa, choice))
-            }) {
-                if scorer.set_isa(isa) != isa {
-                    continue;
-                }
-                scorer.set_walk_choice(choice);
-                let mut got = vec![0.0; want.len()];
-                scorer.predict_raw(model.forest(), &rows, model.num_outputs(), &mut got);
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    prop_assert!(
-                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
-                        "{name}, {isa}, {choice:?}, output {i}: scorer {g:?}, node walk {w:?}"
-                    );
+            let walks = [WalkChoice::None, WalkChoice::All, WalkChoice::Cost];
+            let halves = [None, Some(true), Some(false)];
+            for isa in Isa::ALL {
+                for (choice, half) in walks.into_iter().flat_map(|w| halves.map(|h| (w, h))) {
+                    if scorer.set_isa(isa) != isa {
+                        continue;
+                    }
+                    scorer.set_walk_choice(choice);
+                    scorer.set_half_choice(half);
+                    let mut got = vec![0.0; want.len()];
+                    scorer.predict_raw(model.forest(), &rows, model.num_outputs(), &mut got);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        prop_assert!(
+                            g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                            "{name}, {isa}, {choice:?}, 16-bit words {half:?}, output {i}: \
+                             scorer {g:?}, node walk {w:?}"
+                        );
+                    }
                 }
             }
         }
