@@ -16,18 +16,34 @@
 //!
 //! | shape | LightGBM | lleaves | giftrank portable | giftrank avx2 | giftrank avx512 | LightGBM / giftrank best |
 //! |---|---:|---:|---:|---:|---:|---:|
-//! | fixture_t300_l63 | 15,327 | 4,797 | 3,718 | 1,623 | 769 | 19.9× |
-//! | shipped_direct_t300_l31 | 3,961 | 463 | 1,009 | 439 | 339 | 11.7× |
-//! | shipped_stage2_t300_l15 | 5,716 | 1,327 | 604 | 313 | 292 | 19.6× |
-//! | t100_l31 | 4,941 | 1,434 | 476 | 260 | 191 | 25.9× |
-//! | t300_l127 | 24,130 | 8,319 | 5,534 | 4,469 | 2,710 | 8.9× |
-//! | t500_l255 | 65,597 | (not run) | 10,384 | 10,249 | 8,930 | 7.3× |
-//! | huber_t300_l255 | 32,447 | 10,616 | 6,862 | 6,750 | 5,037 | 6.4× |
-//! | wide_f250_t300_l63 | 16,586 | 6,146 | 5,038 | 2,625 | 1,936 | 8.6× |
+//! | fixture_t300_l63 | 16,398 | 5,096 | 2,355 | 1,601 | 644 | 25.5× |
+//! | shipped_direct_t300_l31 | 4,467 | 508 | 784 | 431 | 362 | 12.3× |
+//! | shipped_stage2_t300_l15 | 6,461 | 1,482 | 465 | 295 | 279 | 23.2× |
+//! | t100_l31 | 5,520 | 1,570 | 382 | 212 | 179 | 30.8× |
+//! | t300_l127 | 26,302 | 9,125 | 5,930 | 4,478 | 2,599 | 10.1× |
+//! | t500_l255 | 69,148 | (not run) | 10,849 | 10,948 | 8,306 | 8.3× |
+//! | huber_t300_l255 | 35,080 | 11,977 | 7,509 | 7,156 | 4,754 | 7.4× |
+//! | wide_f250_t300_l63 | 18,689 | 6,732 | 5,008 | 2,387 | 1,368 | 13.7× |
 //!
-//! AVX2: 2.43× lleaves in geometric mean (at least 1.06×, on shipped Direct), 8.6×
-//! LightGBM; AVX-512: 3.46× and 12.0×; portable: 1.41× lleaves, but 0.46× on shipped
-//! Direct. README "Speed" describes the shapes.
+//! AVX2: 2.80× lleaves in geometric mean (at least 1.18×, on shipped Direct), 9.8×
+//! LightGBM; AVX-512: 4.19× and 14.5×; portable: 1.80× lleaves, but 0.65× on shipped
+//! Direct. README "Speed" describes the shapes. (LightGBM and lleaves ran some 10%
+//! slower in this sitting than in the one before the 16-bit words, below: compare
+//! within a line.)
+//!
+//! The table before the 16-bit words and aligned columns (same machine, an earlier
+//! sitting):
+//!
+//! | shape | LightGBM | lleaves | giftrank portable | giftrank avx2 | giftrank avx512 |
+//! |---|---:|---:|---:|---:|---:|
+//! | fixture_t300_l63 | 15,327 | 4,797 | 3,718 | 1,623 | 769 |
+//! | shipped_direct_t300_l31 | 3,961 | 463 | 1,009 | 439 | 339 |
+//! | shipped_stage2_t300_l15 | 5,716 | 1,327 | 604 | 313 | 292 |
+//! | t100_l31 | 4,941 | 1,434 | 476 | 260 | 191 |
+//! | t300_l127 | 24,130 | 8,319 | 5,534 | 4,469 | 2,710 |
+//! | t500_l255 | 65,597 | (not run) | 10,384 | 10,249 | 8,930 |
+//! | huber_t300_l255 | 32,447 | 10,616 | 6,862 | 6,750 | 5,037 |
+//! | wide_f250_t300_l63 | 16,586 | 6,146 | 5,038 | 2,625 | 1,936 |
 //!
 //! The same table on a 2-core Intel Xeon VM with AVX-512 (family 6 model 167) while other
 //! jobs kept its load average near 4, before the changes listed last below:
@@ -117,6 +133,26 @@
 //! - Scoring 4, 8 or 16 blocks of 64 rows tree by tree, so a tree's nodes are loaded
 //!   once for more rows: huber 0.94×, t500_l255 0.98× with 4 blocks, but wide 1.01× to
 //!   1.41× and shipped Direct 1.01× to 1.08× as blocks grew; dropped.
+//! - 16-bit words for trees of at most 32 leaves (two words, i16 keys), against 32-bit
+//!   words, before the exit leaf was vectorized (two runs each): shipped Direct 993 →
+//!   820 portable, 472 → 454 AVX2, 360 → 406 AVX-512; Stage2 608 → 535, 319 → 296,
+//!   310 → 303; t100_l31 480 → 397, 248 → 225, 207 → 220. The exit leaf from the f32
+//!   exponent of the lowest set bit instead of a scalar bit count then took Direct 880
+//!   → 780 (portable) and 449 → 432 (AVX2), Stage2 580 → 462 and 300 → 288. Hence
+//!   16-bit words for these trees on portable and AVX2, 32-bit ones on AVX-512.
+//! - The same for trees of 33 to 64 leaves (four words): fixture 3,650 → 2,250
+//!   (portable), 1,630 → 1,520 (AVX2), 770 → 670 (AVX-512); wide 5,060 → 4,780,
+//!   2,540 → 2,300, 1,920 → 1,395; kept on every instruction set. One function for
+//!   both sizes (four words, the upper pair chosen per row) made the 31-leaf trees
+//!   slower than 32-bit words (Direct 1,025 portable, 683 AVX2); two functions.
+//! - Block columns aligned to 64 bytes (`giftrank bench --isa avx512`, six interleaved
+//!   pairs, time after / before): shipped Direct 0.95×, Stage2 0.86–0.89×. Unaligned,
+//!   Direct's key columns sat 16 bytes past a cache line, so every 64-byte load
+//!   straddled two, and Direct moved by +4% and +17% with changes that only moved
+//!   allocations (the inner loops' instructions were identical).
+//! - The tests run on 32 rows at a time instead of 64 (fewer bit vectors live at once,
+//!   so fewer spilled with SSE2): the compiled loops lost their vectorization, Direct
+//!   2.5× slower on every instruction set; dropped.
 
 mod categories;
 mod error;
