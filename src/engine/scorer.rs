@@ -360,8 +360,9 @@ impl Scorer {
         };
         let mut index = ColumnIndex::default();
         scorer.build_key_columns(forest, &mut index)?;
+        let keys_fit_i16 = scorer.keys_fit_i16();
         for t in 0..forest.len() {
-            scorer.push_tree(forest, t, &mut index)?;
+            scorer.push_tree(forest, t, keys_fit_i16, &mut index)?;
         }
         scorer.choose_layouts();
         Ok(scorer)
@@ -490,10 +491,13 @@ impl Scorer {
         Ok(())
     }
 
+    /// Compiles tree `t`; on 16-bit words as well when it has at most 64 leaves and
+    /// `keys_fit_i16`.
     fn push_tree(
         &mut self,
         forest: &Forest,
         t: usize,
+        keys_fit_i16: bool,
         index: &mut ColumnIndex,
     ) -> Result<(), ModelError> {
         let (nodes, leaf_base) = forest.tree(t);
@@ -523,8 +527,7 @@ impl Scorer {
         };
         let bits = if width == Width::Narrow { 32 } else { 64 };
         let segments = self.push_segments(forest, nodes, &left_span, bits, index)?;
-        let fits_half = num_leaves <= 64 && self.keys_fit_i16();
-        let half = if fits_half {
+        let half = if num_leaves <= 64 && keys_fit_i16 {
             Some(self.push_segments(forest, nodes, &left_span, 16, index)?)
         } else {
             None
@@ -1718,6 +1721,27 @@ mod tests {
                 let mut got = vec![0.0; want.len()];
                 scorer.predict_raw(model.forest(), &rows, 1, &mut got);
                 assert_eq!(got, want, "{trees} thresholds, {isa}");
+            }
+        }
+    }
+
+    #[test]
+    fn sixteen_bit_words_serve_every_tested_small_tree_but_avx512s_narrow_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine");
+        // Trees of 15 leaves (32-bit words otherwise) and of 63 (64-bit words otherwise).
+        for name in ["binary", "bench"] {
+            let model = Model::from_file(&dir.join(name).join("model.txt")).expect("fixture");
+            let mut scorer = Scorer::new(model.forest()).expect("compiles");
+            for isa in Isa::ALL {
+                if scorer.set_isa(isa) != isa {
+                    continue;
+                }
+                for tree in &scorer.trees {
+                    assert!(tree.half.is_some(), "{name}: every key fits i16");
+                    // A walked tree runs no tests at all.
+                    let want = !tree.walks && (isa != Isa::Avx512 || tree.width != Width::Narrow);
+                    assert_eq!(tree.halves, want, "{name}, {isa}, {:?}", tree.width);
+                }
             }
         }
     }
